@@ -1,0 +1,166 @@
+"""Shared pieces of the task loaders: cache directory, atomic writes, a file lock, the bad-data policy, seeded
+splits and the dataset base class."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from multiseq.config import AdapterConfig
+from multiseq.errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+POLICIES = ("raise", "skip")
+SHARED_DATA = Path(os.environ.get("MULTISEQ_SHARED_DATA", "/work/shared/data"))
+
+
+class DataError(ValueError):
+    """A data file is missing, malformed or refused (names the file and, where it applies, the line)."""
+
+
+def cache_root(root: str | os.PathLike | None = None) -> Path:
+    """Where generated tasks live: `root`, else `$MULTISEQ_DATA`, else `~/.cache/multiseq`."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("MULTISEQ_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "multiseq"
+
+
+def check_split(split: str, allowed: Sequence[str] = SPLITS) -> str:
+    if split not in allowed:
+        raise ConfigError(f"split must be one of {tuple(allowed)}, got {split!r}")
+    return split
+
+
+def check_policy(on_error: str) -> str:
+    if on_error not in POLICIES:
+        raise ConfigError(f"on_error must be 'raise' (stop at the first bad item) or 'skip' (count and report), "
+                          f"got {on_error!r}")
+    return on_error
+
+
+def check_positive(name: str, value: Any, allow_none: bool = True) -> Any:
+    if value is None and allow_none:
+        return value
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock on `path` (created), so two processes never generate the same cache at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temp file, fsync and rename: readers never see a partial file."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class SkipLog:
+    """Collects bad items under the `skip` policy, or raises at the first one under `raise`.
+
+    Every skipped item is recorded (`items`) and summarised in one warning by `report()`: nothing is dropped
+    silently.
+    """
+
+    def __init__(self, on_error: str, what: str) -> None:
+        self.on_error = check_policy(on_error)
+        self.what = what
+        self.items: list[str] = []
+
+    def bad(self, message: str) -> None:
+        if self.on_error == "raise":
+            raise DataError(f"{message} (pass on_error='skip' to skip bad items, counted and reported)")
+        self.items.append(message)
+
+    def report(self) -> None:
+        if self.items:
+            shown = "; ".join(self.items[:5]) + (" ..." if len(self.items) > 5 else "")
+            warnings.warn(f"{self.what}: skipped {len(self.items)} bad item(s): {shown}", stacklevel=3)
+
+
+def seeded_permutation(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(np.random.SeedSequence([seed, 0x5EED])).permutation(n)
+
+
+def holdout_split(n: int, split: str, val_fraction: float, seed: int) -> np.ndarray:
+    """Indices of a seeded train/val division of `n` items (`val` = a random `val_fraction` of them)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    perm = seeded_permutation(n, seed)
+    n_val = int(round(n * val_fraction))
+    idx = perm[:n_val] if split == "val" else perm[n_val:]
+    return np.sort(idx)
+
+
+class TaskDataset(Dataset):
+    """Base class of every task dataset: `ds[i] -> (inputs, label)` with raw inputs.
+
+    Attributes:
+        task: task name as `multiseq.tasks.get` knows it.
+        num_classes: number of labels.
+        pair: True when inputs are `(doc1, doc2)`.
+        adapter: an `AdapterConfig` that turns these raw inputs into `(x, mask)`.
+        labels: every label (int64 array), readable without loading inputs.
+        skipped: messages of the items skipped under `on_error='skip'` (empty otherwise).
+    """
+
+    task: str = ""
+    num_classes: int = 2
+    pair: bool = False
+    adapter: AdapterConfig = AdapterConfig()
+    split: str = "train"
+
+    def __init__(self) -> None:
+        self.labels: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.skipped: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _index(self, i: int) -> int:
+        n = len(self)
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError(f"dataset index must be an int, got {type(i).__name__}")
+        if i < -n or i >= n:
+            raise IndexError(f"index {i} out of range for {self.task} {self.split} with {n} items")
+        return int(i) % n
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(task={self.task!r}, split={self.split!r}, n={len(self)}, "
+                f"num_classes={self.num_classes}, adapter={self.adapter.kind}:{self.adapter.max_length})")
