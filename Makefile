@@ -27,7 +27,7 @@ $(VENV)/.torch-done: $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.pkg-done: $(VENV)/.torch-done $(VENV)/.deb-done pyproject.toml
-	$(PIP) install -q -e ".[dev,render,plot,sklearn,bench]"
+	$(PIP) install -q -e ".[dev,render,plot,sklearn,bench,robust]"
 	touch $@
 
 setup: $(VENV)/.pkg-done
