@@ -11,7 +11,11 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("multiseq.info", "versions, device, threads, and whether each fused path can run (and why not)"),
     "models": ("multiseq.info", "list registered model presets (glob pattern)"),
+    "train": ("multiseq.train_cli", "train a model on a task; run directory with metrics, checkpoints, plots; --resume"),
+    "eval": ("multiseq.train_cli", "evaluate a trained model (run directory or .safetensors) on a task split"),
+    "predict": ("multiseq.train_cli", "predict classes for given inputs or task examples with a trained model"),
     "demo": ("multiseq.demo", "train a small long-range model on a built-in task, evaluate, predict"),
+    "bench": ("multiseq.bench", "time and memory of blocks against attention, PyPI peers and the machine's floor"),
 }
 
 

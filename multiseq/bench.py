@@ -1,0 +1,415 @@
+"""`multiseq bench`: every block measured the same way, side by side with attention, PyPI peers and the floor.
+
+    multiseq bench --blocks local,s4d --lengths 1024,4096,16384 --width 256 --mode fwd,fwdbwd --json out.json
+
+Each (block, length, mode, threads) runs in a fresh process (`multiseq.bench_worker`) with fixed threads, warm-up,
+at least 5 timed repetitions (min and median) and a separate call for peak memory. The two baselines of the house,
+`attention` (SDPA) and `attention_explicit` (the materialised L x L softmax), are always in the same run. A
+configuration that runs out of memory, out of time or fails is recorded with its status, never dropped; once a
+block is out of memory or time at one length, longer lengths are recorded the same way without running them.
+
+Blocks are built with `multiseq.blocks.build_block(name, width, **options)` and measured alone (`--scope block`,
+the default), or inside the backbone's pre-norm residual `Layer` (`--scope layer`, adds norm and feed-forward).
+
+Derived figures (`derive`), written to the JSON and printed:
+* `speedup_vs_attention`: attention's median time / the block's, same length, mode and threads;
+* `mem_vs_attention_explicit` (the "memory" of the block issues) and `mem_vs_attention`: peak memory ratios;
+  where `attention_explicit` ran out of memory, its memory is extrapolated with its fitted exponent and the
+  ratio is marked `mem_ref_extrapolated`;
+* `exponent_time`, `exponent_mem`: least-squares slopes of log time and log memory against log length;
+* `floor_ms` and `floor_ratio`: the roofline floor max(FLOPs / matmul rate, bytes / copy rate), rates measured on
+  this machine in the same run (`machine`), counts from `multiseq.bench_costs`;
+* `speedup_vs_peer`: the PyPI peer's median time / the block's, same configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from multiseq.bench_worker import MARKER
+
+BASELINES = ("attention", "attention_explicit")
+# Blocks whose cost grows quadratically by design; the linear-time targets do not apply to them.
+QUADRATIC = {"attention", "attention_explicit", "mega"}
+# Targets set by the block issues: speed-up over SDPA attention at the longest length.
+SPEEDUP_TARGETS = {"s4d": 15.0, "mega_chunk": 8.0, "ls": 8.0, "contextpool+local": 5.0}
+DEFAULT_SPEEDUP_TARGET = 5.0
+TARGETS = {"exponent_time": 1.15, "mem_vs_attention_explicit": 0.25, "speedup_vs_peer": 1.5, "floor_ratio": 3.0}
+SCHEMA = 1
+
+
+def _parse_list(text: str, kind: type = str) -> list[Any]:
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    try:
+        return [kind(t) for t in items]
+    except ValueError:
+        raise SystemExit(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
+
+
+def _job_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def run_worker(job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run one job in a fresh process; the result dict always has a `status`."""
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "multiseq.bench_worker", json.dumps(job)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_job_env(job.get("threads", 1)))
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "error": f"no result within {timeout:g} s", "wall_s": time.perf_counter() - t0}
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith(MARKER)]
+    if lines:
+        return {**json.loads(lines[-1][len(MARKER):]), "wall_s": wall}
+    if p.returncode in (-9, 137):
+        # SIGKILL from the kernel's OOM killer: the configuration did not fit in memory.
+        return {"status": "oom", "error": "killed by SIGKILL (out of memory)", "wall_s": wall}
+    tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+    return {"status": "error", "error": f"exit {p.returncode}: " + " | ".join(tail), "wall_s": wall}
+
+
+def measure_machine(device: str, threads: int, dtype: str, timeout: float) -> dict[str, Any]:
+    r = run_worker({"kind": "machine", "device": device, "threads": threads, "dtype": dtype}, timeout)
+    if r.get("status") != "ok":
+        raise RuntimeError(f"machine probe failed: {r.get('error')}")
+    return r["machine"]
+
+
+def benchmark(
+    blocks: list[str],
+    lengths: list[int],
+    *,
+    width: int = 256,
+    modes: tuple[str, ...] = ("fwd", "fwdbwd"),
+    batch: int = 1,
+    dtype: str = "float32",
+    threads: list[int] | None = None,
+    repeats: int = 5,
+    warmup: int = 2,
+    min_time_s: float = 0.5,
+    device: str = "cpu",
+    timeout: float = 600.0,
+    mem_cap_mb: float = 6000.0,
+    peers: list[str] | None = None,
+    peer_lengths: list[int] | None = None,
+    scope: str = "block",
+    options: dict[str, dict[str, Any]] | None = None,
+    baselines: bool = True,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Measure every configuration and return the record (`machine`, `config`, `results`, derived figures)."""
+    if scope not in ("block", "layer"):
+        raise SystemExit(f"--scope must be block or layer, got {scope!r}")
+    bad = [m for m in modes if m not in ("fwd", "fwdbwd")]
+    if bad:
+        raise SystemExit(f"unknown mode(s) {bad}; valid: fwd, fwdbwd")
+    if repeats < 5:
+        raise SystemExit(f"--repeats must be at least 5 (got {repeats}): medians of fewer runs are noise")
+    lengths = sorted(set(lengths))
+    threads = threads or [min(2, os.cpu_count() or 1)]
+    options = options or {}
+    names = list(dict.fromkeys([*(BASELINES if baselines else ()), *blocks]))
+    _check_blocks(names)
+    peers = _check_peers(peers or [])
+    machine = {t: measure_machine(device, t, dtype, timeout) for t in threads}
+    results: list[dict[str, Any]] = []
+    base = dict(width=width, batch=batch, dtype=dtype, device=device, repeats=repeats, warmup=warmup,
+                min_time_s=min_time_s, mem_cap_mb=mem_cap_mb, scope=scope)
+    plan = [("block", n, lengths) for n in names] + [("peer", p, sorted(set(peer_lengths or lengths))) for p in peers]
+    for t in threads:
+        for mode in modes:
+            for kind, name, lens in plan:
+                stop: dict[str, Any] | None = None
+                last: tuple[int, float] | None = None
+                for L in lens:
+                    label = name if kind == "block" else f"peer:{name}"
+                    opts = options.get(label, {})
+                    job = {**base, "kind": kind, "name": name, "length": L, "mode": mode, "threads": t, "options": opts}
+                    entry = {"block": label, "kind": kind, "length": L, "width": width, "mode": mode, "threads": t,
+                             "batch": batch, "dtype": dtype, "device": device, "scope": scope, "options": opts}
+                    predicted = _predicted_s(last, L, warmup + repeats + 1)
+                    if stop is not None:
+                        r = {"status": stop["status"], "error": f"not run: {stop['status']} at length {stop['length']}"}
+                    elif predicted is not None and predicted > timeout:
+                        r = {"status": "timeout", "error": f"not run: predicted {predicted:.0f} s > timeout {timeout:g} s"}
+                    else:
+                        r = run_worker(job, timeout)
+                    entry.update(r)
+                    results.append(entry)
+                    log(_progress(entry))
+                    if entry["status"] in ("oom", "timeout"):
+                        stop = {"status": entry["status"], "length": L} if stop is None else stop
+                    elif entry["status"] == "ok":
+                        last = (L, entry["median_ms"])
+    record = {
+        "schema": SCHEMA,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "multiseq " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None,
+        "machine": machine[threads[0]] | {"by_threads": {str(t): machine[t] for t in threads}},
+        "config": {"blocks": names, "peers": peers, "lengths": lengths, "width": width, "modes": list(modes),
+                   "batch": batch, "dtype": dtype, "threads": threads, "repeats": repeats, "warmup": warmup,
+                   "device": device, "timeout_s": timeout, "mem_cap_mb": mem_cap_mb, "scope": scope},
+        "results": results,
+    }
+    return derive(record)
+
+
+def _predicted_s(last: tuple[int, float] | None, L: int, calls: int) -> float | None:
+    # Quadratic growth from the last measured length: a cautious guess that only skips hopeless configurations.
+    if last is None:
+        return None
+    L0, ms = last
+    return calls * ms / 1e3 * (L / L0) ** 2
+
+
+def _progress(e: dict[str, Any]) -> str:
+    head = f"{e['block']:<24} L={e['length']:<6} {e['mode']:<6} t={e['threads']}"
+    if e["status"] != "ok":
+        return f"{head} {e['status'].upper()}: {e.get('error', '')}"
+    return f"{head} median {e['median_ms']:9.2f} ms  min {e['min_ms']:9.2f} ms  mem {e['peak_mem_mb']:8.1f} MB"
+
+
+def _check_blocks(names: list[str]) -> None:
+    from multiseq.blocks import get_block_class
+
+    for n in names:
+        for part in n.split("+"):
+            get_block_class(part)  # raises with near matches
+
+
+def _check_peers(peers: list[str]) -> list[str]:
+    from multiseq.bench_peers import list_peers
+
+    if peers == ["all"]:
+        return list_peers()
+    known = set(list_peers())
+    for p in peers:
+        if p not in known:
+            raise SystemExit(f"unknown peer {p!r}; known peers: {', '.join(sorted(known))} (or 'all')")
+    return peers
+
+
+# --------------------------------------------------------------------------------------------------- derived
+
+
+def fit_exponent(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of log(y) against log(x); None with fewer than two distinct positive points."""
+    pts = [(math.log(x), math.log(y)) for x, y in points if x > 0 and y > 0]
+    if len({p[0] for p in pts}) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
+
+
+def _ok(e: dict[str, Any]) -> bool:
+    return e.get("status") == "ok" and e.get("median_ms") is not None
+
+
+def _extrapolate(series: list[tuple[int, float]], L: int) -> float | None:
+    # Power law through the last two measured points (the fitted tail), to a longer length.
+    if len(series) < 2:
+        return None
+    (l0, y0), (l1, y1) = series[-2], series[-1]
+    if y0 <= 0 or y1 <= 0 or l0 == l1:
+        return None
+    k = math.log(y1 / y0) / math.log(l1 / l0)
+    return y1 * (L / l1) ** k
+
+
+def derive(record: dict[str, Any]) -> dict[str, Any]:
+    """Add the derived figures to every result and a per-(block, mode, threads) `summary`; returns the record."""
+    from multiseq.bench_costs import BWD_FACTOR, floor_ms
+
+    results = record["results"]
+    by_threads = (record.get("machine") or {}).get("by_threads") or {}
+    index = {(e["block"], e["length"], e["mode"], e["threads"]): e for e in results}
+    peers_of: dict[str, list[str]] = {}
+    try:
+        from multiseq.bench_peers import PEERS
+
+        for p in PEERS.values():
+            for b in p.compares:
+                peers_of.setdefault(b, []).append(f"peer:{p.name}")
+    except ImportError:
+        pass
+    for e in results:
+        if not _ok(e):
+            continue
+        key = (e["length"], e["mode"], e["threads"])
+        att = index.get(("attention", *key))
+        if att is not None and _ok(att):
+            e["speedup_vs_attention"] = att["median_ms"] / e["median_ms"]
+            if att.get("peak_mem_mb"):
+                e["mem_vs_attention"] = e["peak_mem_mb"] / att["peak_mem_mb"]
+        ref = index.get(("attention_explicit", *key))
+        ref_mem, extrapolated = None, False
+        if ref is not None and _ok(ref):
+            ref_mem = ref.get("peak_mem_mb")
+        elif ref is not None:
+            series = sorted((r["length"], r["peak_mem_mb"]) for r in results
+                            if r["block"] == "attention_explicit" and r["mode"] == e["mode"]
+                            and r["threads"] == e["threads"] and _ok(r) and r.get("peak_mem_mb"))
+            ref_mem, extrapolated = _extrapolate(series, e["length"]), True
+        if ref_mem:
+            e["mem_vs_attention_explicit"] = e["peak_mem_mb"] / ref_mem
+            if extrapolated:
+                e["mem_ref_extrapolated"] = True
+        m = by_threads.get(str(e["threads"])) or record.get("machine") or {}
+        flops = e.get("flops_fwd")
+        nbytes = e.get("bytes_fwd")
+        if flops is None and e.get("flops_counted"):
+            # Counted FLOPs already include the backward pass in fwdbwd mode.
+            flops = e["flops_counted"] / (BWD_FACTOR if e["mode"] == "fwdbwd" else 1.0)
+        factor = BWD_FACTOR if e["mode"] == "fwdbwd" else 1.0
+        if m.get("matmul_gflops") and m.get("copy_gbs") and (flops or nbytes):
+            fl = floor_ms((flops or 0) * factor, (nbytes or 0) * factor, m["matmul_gflops"], m["copy_gbs"])
+            if fl:
+                e["floor_ms"] = fl
+                e["floor_ratio"] = e["median_ms"] / fl
+        sp = {}
+        for peer in peers_of.get(e["block"], []):
+            pe = index.get((peer, *key))
+            if pe is not None and _ok(pe):
+                sp[peer] = pe["median_ms"] / e["median_ms"]
+            elif pe is not None:
+                sp[peer] = f"peer {pe['status']}"
+        if sp:
+            e["speedup_vs_peer"] = sp
+    record["summary"] = _summaries(results)
+    return record
+
+
+def _summaries(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for e in results:
+        groups.setdefault((e["block"], e["mode"], e["threads"]), []).append(e)
+    out = []
+    for (block, mode, t), es in groups.items():
+        ok = sorted((e for e in es if _ok(e)), key=lambda e: e["length"])
+        s: dict[str, Any] = {"block": block, "mode": mode, "threads": t,
+                             "lengths_ok": [e["length"] for e in ok],
+                             "not_ok": {str(e["length"]): e["status"] for e in es if not _ok(e)},
+                             "exponent_time": fit_exponent([(e["length"], e["median_ms"]) for e in ok]),
+                             "exponent_mem": fit_exponent([(e["length"], e["peak_mem_mb"]) for e in ok
+                                                          if e.get("peak_mem_mb")])}
+        if ok:
+            top = ok[-1]
+            s["at_length"] = top["length"]
+            for k in ("median_ms", "peak_mem_mb", "speedup_vs_attention", "mem_vs_attention_explicit",
+                      "mem_vs_attention", "mem_ref_extrapolated", "floor_ratio", "speedup_vs_peer"):
+                if k in top:
+                    s[k] = top[k]
+        s["targets"] = _targets(block, s) if block not in QUADRATIC and not block.startswith("peer:") else {}
+        out.append(s)
+    return out
+
+
+def _targets(block: str, s: dict[str, Any]) -> dict[str, Any]:
+    """Each target with the value reached, whether it is met and, when missed, by what factor."""
+
+    def check(value: Any, target: float, higher_is_better: bool) -> dict[str, Any]:
+        if not isinstance(value, (int, float)):
+            return {"target": target, "value": None, "met": None}
+        met = value >= target if higher_is_better else value <= target
+        miss = None if met else (target / value if higher_is_better else value / target)
+        return {"target": target, "value": value, "met": met, "missed_by_factor": miss}
+
+    t = {
+        "exponent_time": check(s.get("exponent_time"), TARGETS["exponent_time"], False),
+        "speedup_vs_attention": check(s.get("speedup_vs_attention"), SPEEDUP_TARGETS.get(block, DEFAULT_SPEEDUP_TARGET), True),
+        "mem_vs_attention_explicit": check(s.get("mem_vs_attention_explicit"), TARGETS["mem_vs_attention_explicit"], False),
+        "floor_ratio": check(s.get("floor_ratio"), TARGETS["floor_ratio"], False),
+    }
+    peers = {k: v for k, v in (s.get("speedup_vs_peer") or {}).items() if isinstance(v, (int, float))}
+    if peers:
+        t["speedup_vs_peer"] = check(min(peers.values()), TARGETS["speedup_vs_peer"], True)
+    return t
+
+
+# --------------------------------------------------------------------------------------------------- command line
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--blocks", default="all", help="comma-separated block names (a+b for wrappers) or 'all' "
+                   "(every registered block); attention and attention_explicit are always added")
+    p.add_argument("--lengths", default="1024,2048,4096,8192,16384", help="comma-separated sequence lengths")
+    p.add_argument("--width", type=int, default=256, help="model width D")
+    p.add_argument("--mode", default="fwd,fwdbwd", help="fwd (no_grad), fwdbwd (forward + backward), or both")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64", "bfloat16", "float16"])
+    p.add_argument("--threads", default=str(min(2, os.cpu_count() or 1)), help="comma-separated thread counts")
+    p.add_argument("--repeats", type=int, default=5, help="timed repetitions (at least 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first (the first counts FLOPs)")
+    p.add_argument("--min-time", type=float, default=0.5, help="keep repeating fast configurations for this long (s)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per configuration before it is recorded as timeout")
+    p.add_argument("--mem-cap-mb", type=float, default=6000.0, help="memory a configuration may take before it is "
+                   "recorded as oom (CPU: address-space cap above the process size)")
+    p.add_argument("--peers", default="none", help="PyPI peers to measure: comma-separated names, 'all' or 'none' "
+                   "(install with pip install -e '.[peers]')")
+    p.add_argument("--peer-lengths", default="", help="lengths for the peers (default: --lengths)")
+    p.add_argument("--scope", default="block", choices=["block", "layer"], help="the block alone, or inside the "
+                   "pre-norm residual Layer with its feed-forward")
+    p.add_argument("--options", default="{}", help='JSON of per-block options, e.g. \'{"local": {"window": 128}}\'')
+    p.add_argument("--no-baselines", action="store_true", help="do not add attention and attention_explicit")
+    p.add_argument("--json", default="", help="write the record here")
+    p.add_argument("--plot", default="", help="write the log-log plot here (PNG)")
+    p.add_argument("--markdown", default="", help="write the Markdown tables here")
+    p.add_argument("--from-json", default="", help="only re-derive, print and plot an existing record")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from multiseq.bench_report import plot, tables
+
+    if args.from_json:
+        with open(args.from_json) as f:
+            record = derive(json.load(f))
+    else:
+        try:
+            options = json.loads(args.options)
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"--options is not valid JSON: {e}") from None
+        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+            raise SystemExit('--options must map block names to option objects, e.g. {"local": {"window": 128}}')
+        if args.blocks == "all":
+            from multiseq.blocks import get_block_class, list_blocks
+
+            # A wrapper alone is not a block: measure it around local attention (`contextpool+local`).
+            blocks = [f"{n}+local" if getattr(get_block_class(n), "wrapper", False) else n for n in list_blocks()]
+        else:
+            blocks = _parse_list(args.blocks)
+        peers = [] if args.peers in ("", "none") else _parse_list(args.peers)
+        record = benchmark(
+            blocks, _parse_list(args.lengths, int), width=args.width, modes=tuple(_parse_list(args.mode)),
+            batch=args.batch, dtype=args.dtype, threads=_parse_list(args.threads, int), repeats=args.repeats,
+            warmup=args.warmup, min_time_s=args.min_time, device=args.device, timeout=args.timeout,
+            mem_cap_mb=args.mem_cap_mb, peers=peers, peer_lengths=_parse_list(args.peer_lengths, int) or None,
+            scope=args.scope, options=options, baselines=not args.no_baselines,
+        )
+    text = tables(record)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
+    if args.plot:
+        print(f"plot: {plot(record, args.plot)}")
+    return 0
+

@@ -1,0 +1,291 @@
+"""One benchmark configuration, run in its own process: `python -m multiseq.bench_worker '<json job>'`.
+
+The parent (`multiseq.bench`) starts one process per (block, length, mode) so that allocator caches, thread pools
+and FFT plans of one configuration never leak into the next. The worker prints one line
+`MULTISEQ_BENCH_RESULT {json}` on stdout and exits 0, also when the configuration ran out of memory (status `oom`).
+
+A job is a dict:
+    kind: "block" | "peer" | "machine"
+    name: block name (`local`, `contextpool+local`) or peer name (`mega-pytorch`)
+    length, width, batch: sizes; mode: "fwd" (under no_grad) or "fwdbwd" (forward + backward of a fixed
+        random cotangent, to the parameters and the input)
+    scope: "block" (the registered block alone) or "layer" (the backbone's pre-norm residual `Layer` around it)
+    options: block constructor options; dtype, device, threads, repeats, warmup, min_time_s, mem_cap_mb
+
+Timing: `warmup` untimed calls (the first one under torch's FlopCounterMode, which counts matmul, convolution
+and attention FLOPs of what actually ran), then at least `repeats` timed calls, more while the total is under
+`min_time_s`. Memory is measured in a separate call after the timed ones: on CPU the growth of the resident set
+(VmHWM after resetting it, minus VmRSS before, after returning freed heap pages to the system), on CUDA
+`max_memory_allocated` minus the allocation before. Inputs and parameters are allocated before, so the figure is
+activations plus workspace. On CPU the address space is capped at `mem_cap_mb` above the current size, so a
+configuration that needs more fails with an allocation error, recorded as `oom`, instead of taking the machine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+import traceback
+from typing import Any
+
+MARKER = "MULTISEQ_BENCH_RESULT "
+
+
+def _emit(result: dict[str, Any]) -> None:
+    sys.stdout.write(MARKER + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def _status_kb(field: str) -> int | None:
+    # Fields of /proc/self/status such as VmRSS, VmHWM, VmSize (kB); None off Linux.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _trim_heap() -> None:
+    # Give freed heap pages back to the system so that the next call's RSS growth is its real footprint.
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _cap_address_space(extra_mb: float) -> None:
+    vm = _status_kb("VmSize")
+    if vm is None or extra_mb <= 0:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = int(vm * 1024 + extra_mb * 2**20)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for the errors an allocation failure raises (CPU allocator, CUDA caching allocator, MemoryError)."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return any(s in text for s in ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory", "bad_alloc"))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (f"{type(exc).__name__}: " + (lines[0] if lines else "allocation failed"))[:300]
+
+
+def machine_probe(device: str, threads: int, dtype: str = "float32") -> dict[str, Any]:
+    """Measured floor rates: dense matmul GFLOP/s and copy GB/s (read + write bytes) on `device`."""
+    import torch
+
+    dev = torch.device(device)
+    dt = getattr(torch, dtype)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def best(fn: Any, reps: int) -> float:
+        fn()
+        sync()
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    n = 2048 if dev.type == "cpu" else 8192
+    a = torch.randn(n, n, device=dev, dtype=dt)
+    b = torch.randn(n, n, device=dev, dtype=dt)
+    t_mm = best(lambda: a @ b, 5)
+    numel = (64 if dev.type == "cpu" else 512) * 2**20
+    src = torch.randn(numel, device=dev, dtype=dt)
+    dst = torch.empty_like(src)
+    t_cp = best(lambda: dst.copy_(src), 7)
+    info: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "dtype": dtype,
+        "matmul_gflops": 2 * n**3 / t_mm / 1e9,
+        "copy_gbs": 2 * numel * src.element_size() / t_cp / 1e9,
+        "matmul_size": n,
+        "copy_mb": numel * src.element_size() / 2**20,
+    }
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def build_module(job: dict[str, Any]) -> Any:
+    """The module a job measures, on its device and dtype, and a call `f(x, mask) -> y`."""
+    import torch
+
+    device, dtype = torch.device(job["device"]), getattr(torch, job["dtype"])
+    if job["kind"] == "peer":
+        from multiseq.bench_peers import build_peer
+
+        return build_peer(job["name"], job["width"], dict(job.get("options") or {}), device=device, dtype=dtype)
+    if job.get("scope", "block") == "layer":
+        from multiseq.backbone import Layer
+        from multiseq.config import BlockSpec
+
+        m = Layer(BlockSpec(job["name"], dict(job.get("options") or {})), job["width"], ffn_mult=4.0, norm="layer",
+                  dropout=0.0, causal=False, device=device, dtype=dtype)
+    else:
+        from multiseq.blocks import build_block
+
+        m = build_block(job["name"], job["width"], device=device, dtype=dtype, **(job.get("options") or {}))
+    return m, (lambda x, mask: m(x, mask))
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Measure one configuration; never raises for an out-of-memory configuration (status `oom`)."""
+    import torch
+
+    threads = int(job.get("threads") or 1)
+    torch.set_num_threads(threads)
+    if job["kind"] == "machine":
+        return {"status": "ok", "machine": machine_probe(job["device"], threads, job.get("dtype", "float32"))}
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from multiseq.bench_costs import block_costs
+
+    torch.manual_seed(0)
+    device = torch.device(job["device"])
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    B, L, D, mode = job["batch"], job["length"], job["width"], job["mode"]
+    result: dict[str, Any] = {"status": "ok"}
+    module, call = build_module(job)
+    module.train(mode == "fwdbwd")
+    result["params"] = sum(p.numel() for p in module.parameters())
+    costs = block_costs(job["name"] if job["kind"] == "block" else "peer:" + job["name"], module, L, D, B)
+    result.update(costs)
+
+    x = torch.randn(B, L, D, device=device, dtype=getattr(torch, job["dtype"]), requires_grad=(mode == "fwdbwd"))
+    mask = torch.ones(B, L, dtype=torch.bool, device=device)
+    cot = torch.randn(B, L, D, device=device, dtype=x.dtype)
+
+    def step() -> None:
+        if mode == "fwd":
+            with torch.no_grad():
+                call(x, mask)
+        else:
+            module.zero_grad(set_to_none=True)
+            x.grad = None
+            y = call(x, mask)
+            y.backward(cot)
+        sync()
+
+    # Threads and allocator pools exist before the cap, so the cap bounds the configuration itself.
+    (torch.randn(64, 64) @ torch.randn(64, 64)).sum().item()
+    if not cuda:
+        _cap_address_space(float(job.get("mem_cap_mb") or 0))
+    try:
+        with FlopCounterMode(display=False) as counter:
+            step()
+        result["flops_counted"] = int(counter.get_total_flops())
+        for _ in range(max(0, int(job.get("warmup", 1)) - 1)):
+            step()
+        times: list[float] = []
+        t_start = time.perf_counter()
+        while len(times) < int(job.get("repeats", 5)) or (
+            time.perf_counter() - t_start < float(job.get("min_time_s", 0.0)) and len(times) < 1000
+        ):
+            t0 = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - t0) * 1e3)
+        result.update(_memory_call(step, cuda))
+    except (RuntimeError, MemoryError) as e:
+        if not is_oom(e):
+            raise
+        return {**result, "status": "oom", "error": _first_line(e)}
+    result.update(
+        median_ms=statistics.median(times),
+        min_ms=min(times),
+        repeats=len(times),
+        times_ms=[round(t, 4) for t in times],
+    )
+    return result
+
+
+def _memory_call(step: Any, cuda: bool) -> dict[str, Any]:
+    import torch
+
+    if cuda:
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        return {"peak_mem_mb": (torch.cuda.max_memory_allocated() - before) / 2**20, "mem_method": "cuda_max_allocated"}
+    _trim_heap()
+    exact = _reset_peak_rss()
+    before = _status_kb("VmRSS")
+    if exact and before is not None:
+        step()
+        peak = _status_kb("VmHWM") or before
+        return {"peak_mem_mb": max(0, peak - before) / 1024, "mem_method": "rss_hwm_growth"}
+    # Without a resettable high-water mark: lifetime peak minus current (an upper bound).
+    rss_now = before or 0
+    step()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_mem_mb": max(0, peak_kb - rss_now) / 1024, "mem_method": "ru_maxrss_growth"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m multiseq.bench_worker '<json job>'", file=sys.stderr)
+        return 2
+    job = json.loads(argv[0])
+    try:
+        result = run_job(job)
+    except ModuleNotFoundError as e:  # a peer that is not installed
+        result = {"status": "missing", "error": str(e)}
+    except Exception as e:  # any failure is a recorded outcome, with its message
+        if is_oom(e):
+            result = {"status": "oom", "error": _first_line(e)}
+        else:
+            traceback.print_exc()
+            result = {"status": "error", "error": f"{type(e).__name__}: {e}"[:500]}
+    _emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
