@@ -164,3 +164,52 @@ class TaskDataset(Dataset):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(task={self.task!r}, split={self.split!r}, n={len(self)}, "
                 f"num_classes={self.num_classes}, adapter={self.adapter.kind}:{self.adapter.max_length})")
+
+
+MAX_IMAGE_PIXELS = 4096 * 4096  # anything larger is refused as a possible decompression bomb
+
+
+def read_image(source: Any, name: str, mode: str | None = None, expected: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an image file (path, bytes or file object) to a uint8 array, with errors naming `name`.
+
+    Args:
+        source: a path, raw bytes, or a binary file object.
+        name: how to call the file in errors (path, archive member).
+        mode: PIL mode to convert to (`L` -> (H, W), `RGB` -> (H, W, 3)); None keeps gray as (H, W) and turns
+            everything else into RGB.
+        expected: (H, W) the image must have, if given.
+
+    Raises:
+        DataError: empty, truncated or corrupt data; too many pixels (decompression bomb); wrong size.
+    """
+    import io as _io
+
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) == 0:
+            raise DataError(f"{name}: empty image file")
+        source = _io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0:
+        raise DataError(f"{name}: empty image file")
+    try:
+        with Image.open(source) as im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise DataError(f"{name}: {w}x{h} pixels is more than the {MAX_IMAGE_PIXELS} allowed "
+                                f"(refused as a possible decompression bomb)")
+            if expected is not None and (h, w) != tuple(expected):
+                raise DataError(f"{name}: image is {h}x{w}, expected {expected[0]}x{expected[1]}")
+            im.load()
+            target = mode or ("L" if im.mode in ("L", "1", "I;16", "I", "F") else "RGB")
+            if im.mode in ("I;16", "I", "F") and target == "L":
+                a = np.asarray(im, dtype=np.float64)  # 16-bit or float gray: 0..65535 scaled to 0..255
+                a = a / 257.0 if a.max(initial=0) > 255 else a
+                return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+            return np.asarray(im.convert(target), dtype=np.uint8)
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{name}: cannot decode image ({type(e).__name__}: {e})") from None
+    except Image.DecompressionBombError as e:  # pragma: no cover - caught above by the pixel limit first
+        raise DataError(f"{name}: refused as a decompression bomb ({e})") from None
