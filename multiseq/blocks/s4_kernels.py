@@ -1,0 +1,343 @@
+"""State-space convolution kernels (S4 / S4D / DSS) and the FFT long convolution, with their references.
+
+* `vandermonde_kernel(log_dA, C, L)`: `K[h, l] = 2 Re sum_n C[h, n] exp(log_dA[h, n] l)`, the diagonal (S4D/DSS)
+  kernel. The CPU path factors `l = i * c + j` so that `exp(a l) = exp(a i c) exp(a j)`: two small tables of
+  transcendentals, `(H, N, L/c)` and `(H, N, c)` with `c ~ sqrt(L)`, joined by one batched matmul. Memory is
+  O(H * L) plus O(H * N * sqrt(L)), never the (H, N, L) tensor, and autograd through it stays as small.
+* `dplr_kernel(Lambda, P, B, C, dt, L)`: the S4 (DPLR) kernel of the bilinear discretisation, by the truncated
+  generating function at the roots of unity, a Cauchy sum over the diagonal and the Woodbury correction for the
+  low-rank term, then an inverse FFT.
+* `fft_conv(u, K, D, bidirectional)`: the long convolution through `rfft` at the next fast size >= 2L.
+
+Each op has a `_ref` (dense, complex128-friendly, no cleverness) that is its specification.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+# ---------------------------------------------------------------------------------------------------------------
+# Log-Vandermonde (diagonal SSM) kernel
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _check_vandermonde(log_dA: Tensor, C: Tensor, L: int) -> None:
+    if not (log_dA.is_complex() and C.is_complex()):
+        raise TypeError(f"log_dA and C must be complex tensors, got {log_dA.dtype} and {C.dtype}")
+    if log_dA.dim() != 2 or log_dA.shape != C.shape:
+        raise ValueError(f"log_dA and C must share shape (H, N); got {tuple(log_dA.shape)} and {tuple(C.shape)}")
+    if isinstance(L, bool) or not isinstance(L, int) or L < 0:
+        raise ValueError(f"L must be an int >= 0, got {L!r}")
+
+
+def vandermonde_kernel_ref(log_dA: Tensor, C: Tensor, L: int) -> Tensor:
+    """Naive log-Vandermonde product (materialises (H, N, L)); the specification of `vandermonde_kernel`.
+
+    Args:
+        log_dA: (H, N) complex, log of the discrete state multipliers (`dt * A` for ZOH).
+        C: (H, N) complex output coefficients (already multiplied by the discretised B).
+        L: kernel length.
+
+    Returns:
+        (H, L) real: `K[h, l] = 2 Re sum_n C[h, n] exp(log_dA[h, n] * l)`.
+    """
+    _check_vandermonde(log_dA, C, L)
+    ell = torch.arange(L, device=log_dA.device, dtype=log_dA.real.dtype)
+    powers = torch.exp(log_dA[..., None] * ell)  # (H, N, L)
+    return 2 * torch.einsum("hn,hnl->hl", C, powers).real
+
+
+def _exp_table(a: Tensor, steps: Tensor) -> tuple[Tensor, Tensor]:
+    """Real and imaginary parts of exp(a * steps) via real exp/cos/sin (faster than complex exp on CPU).
+
+    a: (H, N) complex, steps: (S,) real -> two (H, N, S) real tensors.
+    """
+    mag = torch.exp(a.real[..., None] * steps)
+    ang = a.imag[..., None] * steps
+    return mag * torch.cos(ang), mag * torch.sin(ang)
+
+
+def vandermonde_kernel(log_dA: Tensor, C: Tensor, L: int, chunk: int | None = None) -> Tensor:
+    """Diagonal SSM kernel `K[h, l] = 2 Re sum_n C[h, n] exp(log_dA[h, n] l)`, computed in factored chunks.
+
+    On CUDA with Triton available (and `MULTISEQ_KERNELS` not `off`) the fused Triton kernel runs instead.
+
+    Args:
+        log_dA: (H, N) complex.
+        C: (H, N) complex.
+        L: kernel length.
+        chunk: inner chunk length c (default ~sqrt(L), a multiple of 8); memory O(H N (L/c + c)).
+
+    Returns:
+        (H, L) real, in the real dtype of `log_dA`.
+    """
+    _check_vandermonde(log_dA, C, L)
+    from multiseq.kernels import use_fused
+
+    if use_fused("vandermonde_kernel", log_dA):
+        from multiseq.kernels.triton_s4 import triton_vandermonde_kernel
+
+        return triton_vandermonde_kernel(log_dA, C, L)
+    H, N = log_dA.shape
+    if L == 0:
+        return log_dA.real.new_zeros(H, 0)
+    c = chunk or max(8, 8 * round(math.sqrt(L) / 8))
+    c = min(c, L)
+    n_outer = -(-L // c)
+    real_dtype = log_dA.real.dtype
+    inner = torch.arange(c, device=log_dA.device, dtype=real_dtype)
+    outer = torch.arange(n_outer, device=log_dA.device, dtype=real_dtype) * c
+    tr, ti = _exp_table(log_dA, inner)  # (H, N, c): exp(a j)
+    orr, oi = _exp_table(log_dA, outer)  # (H, N, n_outer): exp(a i c)
+    # Coefficients per outer step: C exp(a i c), as [Re, -Im] so that Re(x y) = [Re x, -Im x] . [Re y, Im y].
+    cr, ci = C.real[..., None], C.imag[..., None]
+    coef = torch.cat([cr * orr - ci * oi, -(cr * oi + ci * orr)], dim=1)  # (H, 2N, n_outer)
+    table = torch.cat([tr, ti], dim=1)  # (H, 2N, c)
+    K = torch.bmm(coef.transpose(1, 2), table)  # (H, n_outer, c)
+    return 2 * K.reshape(H, n_outer * c)[:, :L]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FFT convolution
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def next_fast_len(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n (sizes pocketfft / MKL transform fastest)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def _check_conv(u: Tensor, K: Tensor, D: Tensor | None, bidirectional: bool) -> None:
+    if u.dim() != 3:
+        raise ValueError(f"u must have shape (B, H, L), got {tuple(u.shape)}")
+    want = 3 if bidirectional else 2
+    if K.dim() != want or K.shape[-2] != u.shape[1] or (bidirectional and K.shape[0] != 2):
+        shape = "(2, H, Lk)" if bidirectional else "(H, Lk)"
+        raise ValueError(f"K must have shape {shape} with H = {u.shape[1]}, got {tuple(K.shape)}")
+    if D is not None and D.shape != (u.shape[1],):
+        raise ValueError(f"D must have shape (H,) = ({u.shape[1]},), got {tuple(D.shape)}")
+
+
+def fft_conv_ref(u: Tensor, K: Tensor, D: Tensor | None = None, bidirectional: bool = False) -> Tensor:
+    """Direct (Toeplitz-matrix) convolution; the specification of `fft_conv`. O(L^2) memory.
+
+    Causal: `y[t] = sum_{s <= t} K[t - s] u[s]`. Bidirectional with `K = (k0, k1)`:
+    `y[t] = sum_{s <= t} k0[t - s] u[s] + sum_{s > t} k1[s - t - 1] u[s]`. Plus `D * u`.
+    """
+    _check_conv(u, K, D, bidirectional)
+    L = u.shape[-1]
+    t = torch.arange(L, device=u.device)
+    lag = t[:, None] - t[None, :]  # (L, L): t - s
+    k0 = K[0] if bidirectional else K
+    k0 = F.pad(k0, (0, max(0, L - k0.shape[-1])))
+    T = torch.where(lag >= 0, k0[:, lag.clamp(min=0)], torch.zeros((), dtype=K.dtype, device=K.device))
+    if bidirectional:
+        k1 = F.pad(K[1], (0, max(0, L - K.shape[-1])))
+        T = T + torch.where(lag < 0, k1[:, (-lag - 1).clamp(min=0)], torch.zeros((), dtype=K.dtype, device=K.device))
+    y = torch.einsum("hts,bhs->bht", T, u)
+    if D is not None:
+        y = y + D[:, None] * u
+    return y
+
+
+def fft_conv(u: Tensor, K: Tensor, D: Tensor | None = None, bidirectional: bool = False) -> Tensor:
+    """Long convolution of `u` with `K` via real FFTs at the next fast size >= 2L (no circular wrap-around).
+
+    Args:
+        u: (B, H, L) input (zero it at padded positions first: a bidirectional kernel reads the future).
+        K: (H, Lk) causal kernel, or (2, H, Lk) = (forward, backward) kernels when bidirectional; Lk >= L is
+            truncated, Lk < L is zero-extended.
+        D: (H,) skip term, or None.
+        bidirectional: see `fft_conv_ref` for the exact two-sided form.
+
+    Returns:
+        (B, H, L), dtype of u.
+    """
+    _check_conv(u, K, D, bidirectional)
+    L = u.shape[-1]
+    if L == 0:
+        return u.clone()
+    n = next_fast_len(2 * L)
+    K = K[..., :L]
+    if bidirectional:
+        # Two-sided kernel of length n: k0 at lags 0..L-1, k1[j] at lag -(j+1), i.e. index n-1-j.
+        k = F.pad(K[0], (0, n - K.shape[-1])) + F.pad(K[1].flip(-1), (n - K.shape[-1], 0))
+    else:
+        k = K
+    k_f = torch.fft.rfft(k, n=n)  # (H, n/2+1)
+    u_f = torch.fft.rfft(u, n=n)  # (B, H, n/2+1)
+    y = torch.fft.irfft(u_f * k_f, n=n)[..., :L]
+    if D is not None:
+        y = y + D[:, None] * u
+    return y.to(u.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DPLR (S4) kernel
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _full_system(Lambda: Tensor, P: Tensor, B: Tensor, C: Tensor, symmetric: bool):
+    """Conjugate-augment the half spectrum when `symmetric` (the real system of size 2N that S4 models)."""
+    if not symmetric:
+        return Lambda, P, B, C
+    cat = lambda t: torch.cat([t, t.conj()], dim=-1)  # noqa: E731
+    return cat(Lambda), cat(P), cat(B), cat(C)
+
+
+def _check_dplr(Lambda: Tensor, P: Tensor, B: Tensor, C: Tensor, dt: Tensor, L: int) -> None:
+    for name, t in (("Lambda", Lambda), ("P", P), ("B", B), ("C", C)):
+        if not t.is_complex():
+            raise TypeError(f"{name} must be complex, got {t.dtype}")
+        if t.shape != Lambda.shape or t.dim() != 2:
+            raise ValueError(f"Lambda, P, B, C must share shape (H, N); {name} has {tuple(t.shape)}")
+    if dt.shape != Lambda.shape[:1]:
+        raise ValueError(f"dt must have shape (H,) = ({Lambda.shape[0]},), got {tuple(dt.shape)}")
+    if isinstance(L, bool) or not isinstance(L, int) or L < 1:
+        raise ValueError(f"L must be an int >= 1, got {L!r}")
+
+
+def dplr_discretize(Lambda: Tensor, P: Tensor, B: Tensor, dt: Tensor, symmetric: bool = True):
+    """Dense bilinear discretisation of `A = diag(Lambda) - P P^*` (conjugate-augmented when `symmetric`).
+
+    Returns:
+        dA: (H, M, M) complex, dB: (H, M) complex, with M = 2N when symmetric else N.
+    """
+    Lam, Pf, Bf, _ = _full_system(Lambda, P, B, B, symmetric)
+    A = torch.diag_embed(Lam) - Pf[..., :, None] * Pf.conj()[..., None, :]  # (H, M, M)
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    half = (dt[:, None, None] / 2).to(A.dtype) * A
+    left = eye - half
+    dA = torch.linalg.solve(left, eye + half)
+    dB = torch.linalg.solve(left, dt[:, None].to(A.dtype) * Bf)
+    return dA, dB
+
+
+def dplr_kernel_ref(
+    Lambda: Tensor, P: Tensor, B: Tensor, C: Tensor, dt: Tensor, L: int, symmetric: bool = True
+) -> Tensor:
+    """Dense matrix powers of the discretised DPLR SSM; the specification of `dplr_kernel`.
+
+    `K[l] = C^T dA^l dB` over the conjugate-augmented real system of size 2N (`symmetric=True`, as S4), or
+    `K[l] = 2 Re(C^T dA^l dB)` over the N-dimensional complex system (`symmetric=False`).
+    """
+    _check_dplr(Lambda, P, B, C, dt, L)
+    dA, dB = dplr_discretize(Lambda, P, B, dt, symmetric)
+    Cf = _full_system(Lambda, P, B, C, symmetric)[3]
+    out = []
+    x = dB
+    for _ in range(L):
+        out.append((Cf * x).sum(-1))
+        x = torch.einsum("hmk,hk->hm", dA, x)
+    K = torch.stack(out, dim=-1)
+    return K.real if symmetric else 2 * K.real
+
+
+def dplr_c_tilde(
+    Lambda: Tensor, P: Tensor, B: Tensor, C: Tensor, dt: Tensor, L: int, inverse: bool = False
+) -> Tensor:
+    """`C~ = (I - dA^L)^T C` (or, with `inverse`, C from C~), for the S4 kernel of length L. Shapes (H, N).
+
+    The augmented 2N system is used; its conjugate half of `C~` is the conjugate of the first half, so the
+    first N entries are returned.
+    """
+    dA, _ = dplr_discretize(Lambda, P, B, dt, symmetric=True)
+    M = dA.shape[-1]
+    eye = torch.eye(M, dtype=dA.dtype, device=dA.device)
+    IminusT = (eye - torch.linalg.matrix_power(dA, L)).transpose(-1, -2)  # (H, M, M)
+    Cf = torch.cat([C, C.conj()], dim=-1)
+    if inverse:
+        out = torch.linalg.solve(IminusT, Cf)
+    else:
+        out = torch.einsum("hmk,hk->hm", IminusT, Cf)
+    return out[..., : C.shape[-1]]
+
+
+def _cauchy_chunk(v: Tensor, x: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+    """r[a, h, k] = sum_n v[a, h, n] / (alpha[k] - beta[k] x[h, n]). v: (A, H, N), x: (H, N), alpha/beta: (K,)."""
+    den = alpha[None, None, :] - beta[None, None, :] * x[..., None]  # (H, N, K)
+    return torch.einsum("ahn,hnk->ahk", v, den.reciprocal())
+
+
+def _cauchy(v: Tensor, x: Tensor, alpha: Tensor, beta: Tensor, budget: int = 1 << 22) -> Tensor:
+    """Chunked `_cauchy_chunk` over k; each chunk is recomputed in backward so memory stays O(H N chunk)."""
+    H, N = x.shape
+    kc = max(1, budget // max(1, H * N))
+    if alpha.shape[0] <= kc:
+        return _cauchy_chunk(v, x, alpha, beta)
+    outs = []
+    for s in range(0, alpha.shape[0], kc):
+        a, b = alpha[s : s + kc], beta[s : s + kc]
+        if torch.is_grad_enabled() and (v.requires_grad or x.requires_grad):
+            outs.append(checkpoint(_cauchy_chunk, v, x, a, b, use_reentrant=False))
+        else:
+            outs.append(_cauchy_chunk(v, x, a, b))
+    return torch.cat(outs, dim=-1)
+
+
+def dplr_kernel(
+    Lambda: Tensor,
+    P: Tensor,
+    B: Tensor,
+    C: Tensor,
+    dt: Tensor,
+    L: int,
+    symmetric: bool = True,
+    c_tilde: bool = False,
+) -> Tensor:
+    """S4 kernel of the bilinear discretisation of `A = diag(Lambda) - P P^*` by Cauchy sums and Woodbury.
+
+    With `z` on the L-th roots of unity, the truncated generating function is
+    `sum_l K_l z^l = C~^T (I - z dA)^{-1} dB`, `C~ = (I - dA^L)^T C`, and for the bilinear rule
+    `(I - z dA)^{-1} dB = R(z) B` with `R(z) = dt [(1 - z) I - (1 + z) dt A / 2]^{-1}` (finite at z = -1).
+    With `s = (1 + z) / 2` and diagonal `R0 = dt / ((1 - z) - (1 + z) dt Lambda / 2)`, Woodbury gives
+    `K^(z) = k00 - s k01 k10 / (1 + s k11)`, `k_ab = sum_n a_n b_n R0_n` for a in (C~, conj P), b in (B, P).
+
+    Args:
+        Lambda, P, B, C: (H, N) complex; C is C~ already when `c_tilde`.
+        dt: (H,) positive real step sizes.
+        L: kernel length.
+        symmetric: model the conjugate-augmented real system of size 2N (S4's convention, default), else
+            `K = 2 Re(C^T dA^l dB)` of the N-dimensional complex system.
+        c_tilde: C is given as C~ (the S4 layer learns C~ directly).
+
+    Returns:
+        (H, L) real.
+    """
+    _check_dplr(Lambda, P, B, C, dt, L)
+    if not c_tilde:
+        C = dplr_c_tilde(Lambda, P, B, C, dt, L) if symmetric else _c_tilde_half(Lambda, P, B, C, dt, L)
+    Lam, Pf, Bf, Cf = _full_system(Lambda, P, B, C, symmetric)
+    n_nodes = L // 2 + 1 if symmetric else L
+    k = torch.arange(n_nodes, device=Lambda.device, dtype=Lambda.real.dtype)
+    z = torch.polar(torch.ones_like(k), -2 * math.pi * k / L)  # (K,) roots of unity
+    x = Lam * (dt[:, None] / 2)  # (H, M)
+    v = torch.stack([Cf * Bf, Cf * Pf, Pf.conj() * Bf, Pf.conj() * Pf]) * dt[:, None]  # (4, H, M)
+    r = _cauchy(v, x, 1 - z, 1 + z)  # (4, H, K)
+    s = (1 + z) / 2
+    k_hat = r[0] - s * r[1] * r[2] / (1 + s * r[3])  # (H, K)
+    if symmetric:
+        return torch.fft.irfft(k_hat, n=L)
+    return 2 * torch.fft.ifft(k_hat, n=L).real
+
+
+def _c_tilde_half(Lambda: Tensor, P: Tensor, B: Tensor, C: Tensor, dt: Tensor, L: int) -> Tensor:
+    dA, _ = dplr_discretize(Lambda, P, B, dt, symmetric=False)
+    eye = torch.eye(dA.shape[-1], dtype=dA.dtype, device=dA.device)
+    return torch.einsum("hmk,hk->hm", (eye - torch.linalg.matrix_power(dA, L)).transpose(-1, -2), C)
