@@ -28,6 +28,26 @@ def make_split(n: int, length: int, seed: int) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
+def count_task(split: str = "train", n: int | None = None, length: int = 64, seed: int = 0):
+    """The built-in "does `a` outnumber `b`" task as a dataset (`multiseq train --task multiseq.demo:count_task`).
+
+    Args:
+        split: `train` (default 512 strings), `val` or `test` (128 each); disjoint seeds.
+        n: number of strings (overrides the split's default).
+        length: characters per string.
+        seed: base seed.
+    """
+    from multiseq.config import AdapterConfig
+    from multiseq.train import InMemoryDataset
+
+    offsets = {"train": 0, "val": 1, "test": 2}
+    if split not in offsets:
+        raise ValueError(f"split must be one of {sorted(offsets)}, got {split!r}")
+    n = n if n is not None else (512 if split == "train" else 128)
+    texts, labels = make_split(n, length, seed * 10 + offsets[split])
+    return InMemoryDataset(texts, labels, 2, AdapterConfig("bytes", max_length=length), label_names=["b>=a", "a>b"], task="count")
+
+
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--length", type=int, default=512)

@@ -1,0 +1,333 @@
+"""`multiseq train`, `multiseq eval`, `multiseq predict`.
+
+    multiseq train --task listops --model s4d_lra_listops --steps 2000 --out runs/listops
+    torchrun --nproc_per_node=2 -m multiseq.cli train ...     # DDP, gloo on CPU / NCCL on GPUs
+    multiseq eval runs/listops --task listops --split test
+    multiseq predict runs/listops --task listops --split test --index 0 1 2
+
+A task is a name known to `multiseq.tasks.get`, or `module:function` returning a dataset for
+`function(split=..., **options)` (any object with `len()` and `ds[i] -> (input, label)`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from multiseq.errors import ConfigError
+
+
+# ------------------------------------------------------------------------------------------------ data helpers
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a bare string
+
+
+class Subset:
+    """The first `limit` items of a dataset, keeping its attributes (num_classes, adapter, pair, labels, task)."""
+
+    def __init__(self, data: Any, limit: int) -> None:
+        self.data, self.limit = data, min(limit, len(data))
+
+    def __len__(self) -> int:
+        return self.limit
+
+    def __getitem__(self, i: int) -> Any:
+        if not -self.limit <= i < self.limit:
+            raise IndexError(i)
+        return self.data[i % self.limit]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["data"], name)
+
+
+def load_task(name: str, split: str, options: dict[str, Any] | None = None, limit: int | None = None) -> Any:
+    """A dataset split by task name (`multiseq.tasks.get`) or `module:function`; optionally its first `limit` items."""
+    options = dict(options or {})
+    if ":" in name:
+        module, func = name.split(":", 1)
+        try:
+            factory = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"cannot load task {name!r}: {e}") from None
+        data = factory(split=split, **options)
+    else:
+        try:
+            tasks = importlib.import_module("multiseq.tasks")
+        except ImportError as e:
+            raise ConfigError(f"task {name!r}: the task registry multiseq.tasks is not available ({e})") from None
+        data = tasks.get(name, split=split, **options)
+    return Subset(data, limit) if limit else data
+
+
+def resolve_model_file(path: str | os.PathLike) -> Path:
+    """A run directory (its model.safetensors, else its newest checkpoint) or a `.safetensors` file."""
+    from multiseq.checkpoint import list_training_checkpoints
+
+    p = Path(path)
+    if p.is_dir():
+        if (p / "model.safetensors").is_file():
+            return p / "model.safetensors"
+        ckpts = list_training_checkpoints(p / "checkpoints")
+        if ckpts:
+            return ckpts[-1] / "model.safetensors"
+        raise ConfigError(f"{p} holds no model.safetensors and no checkpoints")
+    return p
+
+
+def _load(path: str, device: str | None) -> tuple[Any, list[str]]:
+    from multiseq.checkpoint import load_model, read_checkpoint
+
+    file = resolve_model_file(path)
+    model = load_model(file, device=None if device in (None, "auto") else device)
+    _, meta = read_checkpoint(file)
+    labels = json.loads(meta.get("labels", "null")) or [str(i) for i in range(model.config.num_classes)]
+    return model, labels
+
+
+def _threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _task_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--task", required=required, help="task name (see multiseq.tasks) or module:function")
+    p.add_argument("--task-option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="option for the task (JSON value), repeatable, e.g. --task-option length=512")
+    p.add_argument("--data", help="data location for tasks read from files (passed to the task as data=PATH)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
+
+
+def _task_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts = dict(args.task_option)
+    if args.data:
+        opts["data"] = args.data
+    return opts
+
+
+# ------------------------------------------------------------------------------------------------------ train
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    _task_args(p, required=True)
+    p.add_argument("--model", required=True, help="preset name (multiseq models) e.g. s4d_lra_listops")
+    p.add_argument("--model-option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model config field (JSON value), e.g. --model-option width=64")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int, help="optimiser steps")
+    g.add_argument("--epochs", type=float, help="passes over the training set")
+    p.add_argument("--batch-size", type=int, help="global batch per step (default 32 or the preset's recipe)")
+    p.add_argument("--accumulate", type=int, default=1, help="gradient accumulation micro-batches per step")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--adam-eps", type=float, default=1e-8, help="AdamW epsilon")
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (bit-exact resume on CPU)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    p.add_argument("--out", default=None, help="run directory (default runs/<task>-<model>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: only at the end)")
+    p.add_argument("--keep", type=int, default=3, help="checkpoints kept")
+    p.add_argument("--eval-every", type=int, default=0, help="steps between validation passes (0: only at the end)")
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--eval-batch-size", type=int)
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--train-limit", type=int, help="use only the first N training examples")
+    p.add_argument("--val-limit", type=int, help="use only the first N validation examples")
+    p.add_argument("--val-split", default="val", help="split evaluated during training ('none' to skip)")
+    p.add_argument("--test", action="store_true", help="also evaluate the test split at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bars; plain log lines (for log files)")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from multiseq.train import TrainConfig, evaluate, fit
+
+    _threads(args)
+    recipe = _recipe(args.model)
+    opts = _task_options(args)
+    train = load_task(args.task, "train", opts, args.train_limit)
+    val = None if args.val_split == "none" else load_task(args.task, args.val_split, opts, args.val_limit)
+    steps, epochs = args.steps, args.epochs
+    if steps is None and epochs is None:
+        epochs = recipe.get("epochs", 1.0)
+    cfg = TrainConfig(
+        steps=steps,
+        epochs=epochs,
+        batch_size=args.batch_size or recipe.get("batch_size", 32),
+        accumulate=args.accumulate,
+        eps=args.adam_eps,
+        lr=args.lr or recipe.get("lr", 1e-3),
+        weight_decay=args.weight_decay if args.weight_decay is not None else recipe.get("weight_decay", 0.01),
+        warmup_steps=args.warmup_steps if args.warmup_steps is not None else recipe.get("warmup_steps"),
+        grad_clip=args.grad_clip,
+        label_smoothing=args.label_smoothing,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        precision=args.precision,
+        log_every=args.log_every,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        keep=args.keep,
+        eval_batch_size=args.eval_batch_size,
+        num_workers=args.num_workers,
+    )
+    model = args.model
+    if args.model_option:
+        from multiseq.models import get_model_config
+
+        model = get_model_config(args.model, **dict(args.model_option))
+    out = args.out or f"runs/{args.task.replace(':', '_')}-{args.model}"
+    task_info = {"task": args.task, "options": opts, "train_limit": args.train_limit, "train_size": len(train)}
+    result = fit(model, train, val, config=cfg, out=out, resume=args.resume, progress=not args.quiet,
+                 device=args.device, task_info=task_info)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    ev = result.metrics.get("eval")
+    if ev:
+        print(f"val accuracy {ev['accuracy']:.4f} (chance {_chance(ev):.4f}, n={ev['n']})")
+    if args.test:
+        test = load_task(args.task, "test", opts)
+        res = evaluate(result.model, test, cfg.eval_batch_size or cfg.batch_size, progress=not args.quiet)
+        print(f"test accuracy {res['accuracy']:.4f} (chance {_chance(res):.4f}, n={res['n']})")
+        _append(Path(out) / "metrics.jsonl", {"kind": "eval", "split": "test", "step": cfg.total_steps(len(train)), **res})
+    print(f"run directory: {out}")
+    return 0
+
+
+def _recipe(model: str) -> dict[str, Any]:
+    try:
+        from multiseq.presets.lra import recipe
+    except ImportError:
+        return {}
+    return recipe(model) or {}
+
+
+def _chance(res: dict[str, Any]) -> float:
+    """Accuracy of always predicting the most frequent true class."""
+    rows = [sum(r) for r in res["confusion"]]
+    return max(rows) / max(1, sum(rows))
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------------- eval
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="run directory or .safetensors model file")
+    _task_args(p, required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit", type=int, help="evaluate only the first N examples")
+    p.add_argument("--confusion", help="write a confusion-matrix PNG here")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from multiseq.train import evaluate
+
+    _threads(args)
+    model, labels = _load(args.model, args.device)
+    data = load_task(args.task, args.split, _task_options(args), args.limit)
+    res = evaluate(model, data, args.batch_size, progress=not args.quiet)
+    res["chance"] = _chance(res)
+    if args.confusion:
+        from multiseq.plots import plot_confusion
+
+        plot_confusion(res["confusion"], labels, args.confusion)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"{args.split} accuracy {res['accuracy']:.4f} (chance {res['chance']:.4f}), loss {res['loss']:.4f}, n={res['n']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- predict
+
+
+def add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="run directory or .safetensors model file")
+    p.add_argument("inputs", nargs="*", help="texts (byte models) or image files (pixel/patch models)")
+    p.add_argument("--task", help="predict examples of a task split instead of given inputs (with --index)")
+    p.add_argument("--task-option", type=_kv, action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--data")
+    p.add_argument("--split", default="test")
+    p.add_argument("--index", type=int, nargs="+", default=[0], help="example indices of the task split")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="one JSON object per input")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from multiseq.train import predict
+
+    _threads(args)
+    model, labels = _load(args.model, args.device)
+    truths: list[Any] = []
+    if args.task:
+        data = load_task(args.task, args.split, _task_options(args))
+        items = [data[i] for i in args.index]
+        raws, truths = [r for r, _ in items], [int(y) for _, y in items]
+        shown = [f"{args.split}[{i}]" for i in args.index]
+    elif args.inputs:
+        raws = [_read_input(x, model) for x in args.inputs]
+        shown = [x if len(x) < 60 else x[:57] + "..." for x in args.inputs]
+    else:
+        raise ConfigError("give inputs to predict, or --task NAME with --index")
+    if model.is_dual:
+        if not all(isinstance(r, (tuple, list)) and len(r) == 2 for r in raws):
+            raise ConfigError("this model compares two documents; predict pairs with --task NAME --index I")
+        pred, probs = predict(model, [r[0] for r in raws], inputs2=[r[1] for r in raws])
+    else:
+        pred, probs = predict(model, raws)
+    for k, (name, c, p) in enumerate(zip(shown, pred.tolist(), probs.tolist())):
+        rec = {"input": name, "label": labels[c] if c < len(labels) else c, "class": c, "probability": p[c]}
+        if truths:
+            rec["true_class"] = truths[k]
+        if args.json:
+            print(json.dumps(rec))
+        else:
+            truth = f"  (true: {labels[truths[k]]})" if truths else ""
+            print(f"{name}: {rec['label']}  p={p[c]:.3f}{truth}")
+    return 0
+
+
+def _read_input(text: str, model: Any) -> Any:
+    # Pixel and patch models take images: the argument is then a file path.
+    if model.config.adapter.kind in ("pixels", "patches"):
+        from PIL import Image
+
+        if not Path(text).is_file():
+            raise ConfigError(f"this model reads images; {text!r} is not an image file")
+        with Image.open(text) as im:
+            im.load()
+            return im.copy()
+    return text
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from multiseq.cli import main
+
+    sys.exit(main())
