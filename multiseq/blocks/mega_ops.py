@@ -117,19 +117,67 @@ def ema_coefficients(alpha: Tensor, delta: Tensor, beta: Tensor, gamma: Tensor) 
     return gamma * alpha * beta, torch.log1p(-alpha * delta)
 
 
+def _fft_size(n: int) -> int:
+    """Smallest even 2^a 3^b 5^c >= n (fast FFT lengths)."""
+    best = 1 << max(1, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            if m % 2 == 0 and m < best:
+                best = m
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+class _FFTConv(torch.autograd.Function):
+    """y = causal conv(x, kf) + anti-causal conv(x, kb), with real FFTs in forward AND backward.
+
+    Autograd through `rfft` would run complex-to-complex transforms in backward; here each gradient is one more
+    real FFT product: dx correlates dy with the kernels, dkf / dkb correlate dy with x (summed over the batch in
+    the frequency domain). n >= L + K keeps every product free of circular wrap-around.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, kf: Tensor, kb: Tensor | None) -> Tensor:  # type: ignore[override]
+        L, K = x.shape[-1], kf.shape[-1]
+        n = _fft_size(L + K)
+        X = torch.fft.rfft(x, n=n)
+        Hf = torch.fft.rfft(kf, n=n)
+        H = Hf if kb is None else Hf + torch.fft.rfft(kb, n=n).conj()
+        ctx.save_for_backward(X, H)
+        ctx.dims = (L, K, n, kb is not None)
+        return torch.fft.irfft(X * H, n=n)[..., :L]
+
+    @staticmethod
+    def backward(ctx, gy: Tensor):  # type: ignore[override]
+        X, H = ctx.saved_tensors
+        L, K, n, two = ctx.dims
+        G = torch.fft.rfft(gy, n=n)
+        gx = torch.fft.irfft(G * H.conj(), n=n)[..., :L] if ctx.needs_input_grad[0] else None
+        gkf = gkb = None
+        if ctx.needs_input_grad[1] or (two and ctx.needs_input_grad[2]):
+            GX = (G * X.conj()).sum(0)  # (D, n//2+1)
+            if ctx.needs_input_grad[1]:
+                gkf = torch.fft.irfft(GX, n=n)[..., :K]
+            if two and ctx.needs_input_grad[2]:
+                gkb = torch.fft.irfft(GX.conj(), n=n)[..., :K]
+        return gx, gkf, gkb
+
+
 def ema_conv(x: Tensor, k_fwd: Tensor, k_bwd: Tensor | None = None) -> Tensor:
     """FFT convolution of x (B, D, L) with a causal kernel k_fwd (D, K) and optionally an anti-causal one k_bwd.
 
-    `y[t] = sum_{s<=t} k_fwd[t-s] x[s] + sum_{s>=t} k_bwd[s-t] x[s]`. One forward FFT of x, one inverse.
+    `y[t] = sum_{s<=t} k_fwd[t-s] x[s] + sum_{s>=t} k_bwd[s-t] x[s]`. Half precision is computed in float32.
     """
-    L, K = x.shape[-1], k_fwd.shape[-1]
-    n = L + K  # linear (not circular) convolution and correlation both fit
-    X = torch.fft.rfft(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, n=n)
-    H = torch.fft.rfft(k_fwd.to(X.real.dtype), n=n)
-    if k_bwd is not None:
-        # Correlation with k_bwd is convolution with its reversal: conj in the frequency domain.
-        H = H + torch.fft.rfft(k_bwd.to(X.real.dtype), n=n).conj()
-    return torch.fft.irfft(X * H, n=n)[..., :L].to(x.dtype)
+    dtype = x.dtype
+    work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    kb = None if k_bwd is None else k_bwd.to(work)
+    return _FFTConv.apply(x.to(work), k_fwd.to(work), kb).to(dtype)
 
 
 def ema(
