@@ -227,7 +227,7 @@ def dynamic_projection(
         k_bar, v_bar: (B, H, r, d), or (B, H, ceil(L/segment) * r, d) with `segment`.
     """
     B, L, H, r = scores.shape
-    s = scores.float()
+    s = scores if scores.dtype == torch.float64 else scores.float()  # softmax in at least fp32
     if mask is None:
         mask = torch.ones(B, L, dtype=torch.bool, device=scores.device)
     if segment is None:
