@@ -133,6 +133,8 @@ class DiagKernel(nn.Module):
         a_re = A.real if disc == "dss" else torch.log(-A.real)
         self._real("A_re", a_re, learn, lr, device, dtype)
         self._real("A_im", A.imag, learn, lr, device, dtype)
+        if disc == "dss":  # DSS has no B: it is absorbed into C (its W)
+            B = torch.ones_like(B)
         _cparam(self, "B", B, learn and learn_B and disc != "dss", lr, dtype)
         C = torch.randn(channels, H, self.N2, dtype=torch.complex128)
         self.C = nn.Parameter(torch.view_as_real(C).to(dtype))
