@@ -16,6 +16,7 @@ alone, and a smaller set is always the start of a larger one.
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -244,12 +245,16 @@ class PathfinderDataset(TaskDataset):
         else:
             base = Path(path)
             rows, bad = read_metadata(base, on_error)
-            kept = []
+            kept, empty = [], []
             for p, lab, _ in rows:
-                if p.exists() and p.stat().st_size == 0:  # LRA drops empty images; here they are counted too
-                    log.bad(f"{p}: empty image file")
+                if p.exists() and p.stat().st_size == 0:  # LRA drops empty images whatever the policy
+                    empty.append(f"{p}: empty image file")
                     continue
                 kept.append((p, lab))
+            if empty:
+                warnings.warn(f"Pathfinder {base}: skipped {len(empty)} bad item(s) (empty images, dropped as LRA "
+                              f"does): {'; '.join(empty[:5])}", stacklevel=2)
+                bad = list(bad) + empty
             start, stop = split_range(split, len(kept))
             items = kept[start:stop][:size]
         self.skipped = list(bad)
