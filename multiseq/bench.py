@@ -37,8 +37,9 @@ from typing import Any
 from multiseq.bench_worker import MARKER
 
 BASELINES = ("attention", "attention_explicit")
-# Blocks whose cost grows quadratically by design; the linear-time targets do not apply to them.
-QUADRATIC = {"attention", "attention_explicit", "mega"}
+# Blocks whose cost grows faster than linearly by design (L^2; Sparse Transformer L^1.5); the linear-time
+# targets do not apply to them.
+QUADRATIC = {"attention", "attention_explicit", "mega", "synthesizer", "sparse"}
 # Targets set by the block issues: speed-up over SDPA attention at the longest length.
 SPEEDUP_TARGETS = {"s4d": 15.0, "mega_chunk": 8.0, "ls": 8.0, "contextpool+local": 5.0}
 DEFAULT_SPEEDUP_TARGET = 5.0
@@ -108,9 +109,15 @@ def benchmark(
     scope: str = "block",
     options: dict[str, dict[str, Any]] | None = None,
     baselines: bool = True,
+    budget_s: float | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Measure every configuration and return the record (`machine`, `config`, `results`, derived figures)."""
+    """Measure every configuration and return the record (`machine`, `config`, `results`, derived figures).
+
+    Blocks that take a `max_length` option get the longest length unless `options` set it. With `budget_s`,
+    configurations not started within that many seconds are recorded as `skipped`.
+    """
+    t_begin = time.perf_counter()
     if scope not in ("block", "layer"):
         raise SystemExit(f"--scope must be block or layer, got {scope!r}")
     bad = [m for m in modes if m not in ("fwd", "fwdbwd")]
@@ -136,12 +143,16 @@ def benchmark(
                 last: tuple[int, float] | None = None
                 for L in lens:
                     label = name if kind == "block" else f"peer:{name}"
-                    opts = options.get(label, {})
+                    opts = dict(options.get(label, {}))
+                    if kind == "block" and "max_length" in _accepted(name) and "max_length" not in opts:
+                        opts["max_length"] = max(lens)
                     job = {**base, "kind": kind, "name": name, "length": L, "mode": mode, "threads": t, "options": opts}
                     entry = {"block": label, "kind": kind, "length": L, "width": width, "mode": mode, "threads": t,
                              "batch": batch, "dtype": dtype, "device": device, "scope": scope, "options": opts}
                     predicted = _predicted_s(last, L, warmup + repeats + 1)
-                    if stop is not None:
+                    if budget_s is not None and time.perf_counter() - t_begin > budget_s:
+                        r = {"status": "skipped", "error": f"not run: time budget of {budget_s:g} s spent"}
+                    elif stop is not None:
                         r = {"status": stop["status"], "error": f"not run: {stop['status']} at length {stop['length']}"}
                     elif predicted is not None and predicted > timeout:
                         r = {"status": "timeout", "error": f"not run: predicted {predicted:.0f} s > timeout {timeout:g} s"}
@@ -161,7 +172,8 @@ def benchmark(
         "machine": machine[threads[0]] | {"by_threads": {str(t): machine[t] for t in threads}},
         "config": {"blocks": names, "peers": peers, "lengths": lengths, "width": width, "modes": list(modes),
                    "batch": batch, "dtype": dtype, "threads": threads, "repeats": repeats, "warmup": warmup,
-                   "device": device, "timeout_s": timeout, "mem_cap_mb": mem_cap_mb, "scope": scope},
+                   "device": device, "timeout_s": timeout, "mem_cap_mb": mem_cap_mb, "scope": scope,
+                   "budget_s": budget_s},
         "results": results,
     }
     return derive(record)
@@ -180,6 +192,13 @@ def _progress(e: dict[str, Any]) -> str:
     if e["status"] != "ok":
         return f"{head} {e['status'].upper()}: {e.get('error', '')}"
     return f"{head} median {e['median_ms']:9.2f} ms  min {e['min_ms']:9.2f} ms  mem {e['peak_mem_mb']:8.1f} MB"
+
+
+def _accepted(name: str) -> set[str]:
+    from multiseq.blocks import get_block_class
+    from multiseq.blocks.registry import accepted_options
+
+    return accepted_options(get_block_class(name.split("+", 1)[0])) or set()
 
 
 def _check_blocks(names: list[str]) -> None:
@@ -366,6 +385,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scope", default="block", choices=["block", "layer"], help="the block alone, or inside the "
                    "pre-norm residual Layer with its feed-forward")
     p.add_argument("--options", default="{}", help='JSON of per-block options, e.g. \'{"local": {"window": 128}}\'')
+    p.add_argument("--budget", type=float, default=None, help="seconds; configurations not started by then are "
+                   "recorded as skipped")
     p.add_argument("--no-baselines", action="store_true", help="do not add attention and attention_explicit")
     p.add_argument("--json", default="", help="write the record here")
     p.add_argument("--plot", default="", help="write the log-log plot here (PNG)")
@@ -399,7 +420,7 @@ def run_bench(args: argparse.Namespace) -> int:
             batch=args.batch, dtype=args.dtype, threads=_parse_list(args.threads, int), repeats=args.repeats,
             warmup=args.warmup, min_time_s=args.min_time, device=args.device, timeout=args.timeout,
             mem_cap_mb=args.mem_cap_mb, peers=peers, peer_lengths=_parse_list(args.peer_lengths, int) or None,
-            scope=args.scope, options=options, baselines=not args.no_baselines,
+            scope=args.scope, options=options, baselines=not args.no_baselines, budget_s=args.budget,
         )
     text = tables(record)
     print(text)

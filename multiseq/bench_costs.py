@@ -4,7 +4,8 @@ Where a count comes from, in order (the JSON says which in `cost_source`):
 
 1. `block`: the block class defines `flops(L, D)` and/or `bytes(L, D)` (forward, batch 1, fp32). A block that
    knows its own algorithm should say so; these methods are optional.
-2. `formula:<family>`: the formulas below for the known families, reading the block's hyper-parameters from its
+2. `formula:<family>`: every Linear / Conv layer the module holds (exact: 2 x positions x in x out), plus the
+   family's own work below (scores, SSM kernels, FFTs, pooling), reading hyper-parameters from the block's
    attributes (window, heads, state size...) and falling back to the documented defaults.
 3. `counted`: anything else gets the FLOPs that torch's FlopCounterMode counted while it ran (matmuls,
    convolutions, attention; not FFTs or element-wise work), and bytes as every (B, L, D) activation written
@@ -26,14 +27,11 @@ BWD_FACTOR = 3.0
 
 
 def _attr(module: Any, names: tuple[str, ...], default: float) -> tuple[float, bool]:
-    # First attribute present among `names` (on the block or its `inner`), and whether it was found.
-    for obj in (module, getattr(module, "inner", None)):
-        if obj is None:
-            continue
-        for n in names:
-            v = getattr(obj, n, None)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return float(v), True
+    # First numeric attribute present among `names` on the module, and whether it was found.
+    for n in names:
+        v = getattr(module, n, None)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v), True
     return float(default), False
 
 
@@ -42,87 +40,92 @@ def _fft_flops(n: int) -> float:
     return 2.5 * n * math.log2(max(n, 2))
 
 
-def _mha(L: int, D: int, keys_per_query: float) -> tuple[float, float]:
-    # Q, K, V, O projections plus scores and weighted sum over `keys_per_query` keys.
-    flops = 8 * L * D * D + 4 * L * keys_per_query * D
-    nbytes = 2 * F32 * (4 * D * D + 6 * L * D)  # weights, x, q, k, v, attended, y
+def dense_costs(module: Any, L: int) -> tuple[float, float]:
+    """FLOPs and bytes of every Linear / Conv1d / Conv2d in `module` applied at L positions (forward, batch 1).
+
+    Bytes: the layer's input read, its output written, its weight read, once each.
+    """
+    from torch import nn
+
+    flops = nbytes = 0.0
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            i, o, k = m.in_features, m.out_features, 1
+        elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            i, o = m.in_channels, m.out_channels
+            k = math.prod(m.kernel_size) / m.groups
+        else:
+            continue
+        flops += 2 * L * i * o * k
+        nbytes += F32 * (L * (i + o) + i * o * k)
     return flops, nbytes
 
 
-def _ssm_conv(L: int, H: float, N: float) -> tuple[float, float]:
-    # Diagonal SSM kernel (N/2 complex modes x L per channel, ~8 flops each) and FFT convolution of length 2L:
-    # rfft(u), rfft(k), pointwise product, irfft.
-    kernel = 8 * (N / 2) * L * H
-    conv = H * (3 * _fft_flops(2 * L) + 6 * (L + 1))
-    nbytes = 2 * F32 * H * (L + 2 * L + 2 * L + 2 * L + 2 * L)  # kernel, u_f, k_f, product, irfft output
-    return kernel + conv, nbytes
+def _extra(family: str, m: Any, L: int, D: int, p: dict[str, Any]) -> tuple[float, float]:
+    """FLOPs and bytes a family spends outside its dense layers (scores, kernels, FFTs, pooling)."""
 
-
-def _formula(family: str, module: Any, L: int, D: int) -> tuple[float, float, dict[str, Any]]:
-    """(flops, bytes, parameters used) for one forward at batch 1."""
-    p: dict[str, Any] = {}
-
-    def get(key: str, names: tuple[str, ...], default: float) -> float:
-        v, found = _attr(module, names, default)
+    def get(key: str, obj: Any, names: tuple[str, ...], default: float) -> float:
+        v, found = _attr(obj, names, default)
         p[key] = v if found else f"{v} (assumed)"
         return v
 
+    io = 4 * F32 * L * D  # q, k, v read and the attended values written by a fused attention
     if family in ("attention", "attention_explicit"):
-        flops, nbytes = _mha(L, D, L)
+        extra_bytes = io
         if family == "attention_explicit":
-            H = get("heads", ("heads", "num_heads"), 8)
-            nbytes += 4 * F32 * H * L * L  # scores and probabilities, each written and read
-        return flops, nbytes, p
+            H = get("heads", m, ("heads",), 8)
+            extra_bytes += 4 * F32 * H * L * L  # scores and probabilities, each written and read
+        return 4 * L * L * D, extra_bytes
     if family == "local":
-        w = get("window", ("window", "window_size"), 256)
-        return (*_mha(L, D, min(w + 1, L)), p)
+        w = get("window", m, ("window",), 256)
+        return 4 * L * min(w + 1, L) * D, io
     if family == "ls":
-        w = get("window", ("window", "window_size", "segment"), 128)
-        r = get("rank", ("rank", "dp_rank", "r", "num_landmarks"), 32)
-        flops, nbytes = _mha(L, D, min(r + 2 * w, L))
-        flops += 2 * L * D * r + 4 * L * r * D  # dynamic projection W_P and the r landmark keys/values
-        return flops, nbytes, p
-    if family in ("s4", "s4d", "dss"):
-        N = get("state", ("d_state", "state_size", "N", "n_state"), 64)
-        flops, nbytes = _ssm_conv(L, D, N)
-        flops += 2 * L * D * 2 * D  # GLU output projection D -> 2D
-        nbytes += 2 * F32 * (2 * D * D + 4 * L * D)
-        return flops, nbytes, p
-    if family == "gss":
-        N = get("state", ("d_state", "state_size", "N", "n_state"), 64)
-        e = get("expand", ("expand", "gate"), 4)
-        b = get("bottleneck", ("bottleneck",), 4)
-        Hc = D / b
-        flops, nbytes = _ssm_conv(L, Hc, N)
-        # bottleneck D -> D/b, gate D -> eD, conv output D/b -> eD, out eD -> D
-        flops += 2 * L * D * (Hc + e * D) + 2 * L * Hc * e * D + 2 * L * e * D * D
-        nbytes += 2 * F32 * L * (D + Hc + 3 * e * D + D)
-        return flops, nbytes, p
+        w = get("window", m, ("window",), 128)
+        r = get("rank", m, ("rank",), 32)
+        H = get("heads", m, ("heads",), 8)
+        return 4 * L * (r + 2 * w) * D + 4 * L * r * D, io + 2 * F32 * L * H * r
+    if family in ("s4", "s4d", "dss", "gss"):
+        kernel = getattr(m, "kernel", None)
+        Dp = getattr(m, "D", None)
+        H = float(Dp.numel()) if Dp is not None and hasattr(Dp, "numel") else float(D)
+        p["ssm_channels_H"] = H
+        ch = get("kernel_channels", kernel, ("channels",), 2)
+        n2 = get("modes", kernel, ("N2",), 32)
+        for pname in ("L_re", "A_re"):  # (H, N/2) parameters give the mode count when N2 is not an attribute
+            t = getattr(kernel, pname, None)
+            if not isinstance(p["modes"], float) and t is not None and getattr(t, "dim", lambda: 0)() == 2:
+                n2 = float(t.shape[-1])
+                p["modes"] = n2
+        n = 2 * L
+        # Kernel generation (ch x H x N/2 complex terms per lag, ~8 flops each), then rfft(u), rfft(k), product,
+        # irfft; buffers: kernel (ch H L), and four spectra of n real values per channel.
+        flops = 8 * ch * H * n2 * L + H * (3 * _fft_flops(n) + 6 * (n // 2 + 1))
+        return flops, 2 * F32 * H * (ch * L + 4 * n)
     if family in ("mega", "mega_chunk"):
-        z = get("zdim", ("zdim", "z_dim", "qk_dim"), 64)
-        v = get("hdim", ("hdim", "v_dim", "value_dim"), 2 * D)
-        n = get("ndim", ("ndim", "ema_dim", "n_dim"), 16)
-        default_chunk = 128 if family == "mega_chunk" else 0
-        c = get("chunk", ("chunk", "chunk_size"), default_chunk)
+        z = get("zdim", m, ("zdim",), 64)
+        v = get("hdim", m, ("hdim",), 2 * D)
+        c = get("chunk", m, ("chunk",), 128 if family == "mega_chunk" else 0)
+        ema = getattr(m, "ema", None)
+        nd = get("ndim", ema, ("ndim", "n_dim"), 16)
         keys = L if c <= 0 else min(c, L)
-        ema = 2 * D * n * L + D * (3 * _fft_flops(2 * L) + 6 * (L + 1))
-        proj = 2 * L * D * v + 2 * L * D * (D + z + v + D) + 2 * L * v * D
-        attn = 2 * L * keys * z + 2 * L * keys * v
-        nbytes = 2 * F32 * L * (D + v + (2 * D + z + v) + 2 * z + v + D) + 2 * F32 * D * 8 * L
-        ffn = get("ffn_hidden", ("ffn_hidden", "ffn_dim"), 2 * D)
-        return ema + proj + attn + 4 * L * D * ffn, nbytes + 2 * F32 * L * ffn, p
+        n = 2 * L
+        flops = 2 * 2 * D * nd * L + D * (3 * _fft_flops(n) + 6 * (n // 2 + 1))  # EMA kernel and FFT conv
+        flops += 2 * L * keys * z + 2 * L * keys * v  # single-head attention over `keys` keys
+        nbytes = 2 * F32 * D * (2 * L + 4 * n) + 4 * F32 * L * keys  # EMA buffers; scores and probabilities
+        return flops, nbytes
     if family == "contextpool":
-        w = get("pool_window", ("pool_window", "support", "max_support"), 64)
-        # Predictor (D -> 2) and a weighted pool of w neighbours per token, then the inner block.
-        flops = 2 * L * D * 2 + 4 * L * w * D
-        nbytes = 2 * F32 * 4 * L * D
-        inner = getattr(module, "inner", None)
-        if inner is not None:
-            iname = getattr(type(inner), "block_name", "")
-            f2, b2, p2 = _formula(_family(iname), inner, L, D) if _family(iname) else (0.0, 0.0, {})
+        r = get("radius", m, ("radius",), 8)
+        width = 2 * r + 1
+        flops = 4 * L * width * D  # weighted sum of features and of weights over the band
+        nbytes = 2 * F32 * 2 * L * D
+        inner = getattr(m, "inner", None)
+        ifam = _family(getattr(type(inner), "block_name", "")) if inner is not None else None
+        if ifam is not None:
+            p2: dict[str, Any] = {}
+            f2, b2 = _extra(ifam, inner, L, D, p2)
             flops, nbytes = flops + f2, nbytes + b2
             p.update({f"inner.{k}": v for k, v in p2.items()})
-        return flops, nbytes, p
+        return flops, nbytes
     raise KeyError(family)
 
 
@@ -137,34 +140,23 @@ def _family(name: str) -> str | None:
 def block_costs(name: str, module: Any, L: int, D: int, batch: int = 1) -> dict[str, Any]:
     """FLOPs and bytes of one forward of `module` at (batch, L, D), and where they came from.
 
-    Returns a dict with `flops_fwd`, `bytes_fwd` (None when unknown: the worker then uses what it counted),
-    `cost_source` and `cost_params` (the hyper-parameters a formula read or assumed).
+    `module` is a block, or a backbone `Layer` holding one as `.block` (its norm and feed-forward are then
+    counted as dense layers). Returns `flops_fwd`, `bytes_fwd` (None when unknown: the harness then uses what
+    FlopCounterMode counted), `cost_source` and `cost_params` (the hyper-parameters a formula read or assumed).
     """
-    target = getattr(module, "block", module)  # a backbone Layer holds the block as `.block`
+    target = getattr(module, "block", module)
     f_m, b_m = getattr(target, "flops", None), getattr(target, "bytes", None)
-    flops = nbytes = None
-    source: list[str] = []
+    flops = float(f_m(L, D)) if callable(f_m) else None
+    nbytes = float(b_m(L, D)) if callable(b_m) else None
+    source = ["block"] if flops is not None or nbytes is not None else []
     params: dict[str, Any] = {}
-    if callable(f_m):
-        flops, source = float(f_m(L, D)), ["block"]
-    if callable(b_m):
-        nbytes = float(b_m(L, D))
-        source = source or ["block"]
     family = _family(name)
     if (flops is None or nbytes is None) and family is not None:
-        f2, b2, params = _formula(family, target, L, D)
-        if flops is None:
-            flops = f2
-        if nbytes is None:
-            nbytes = b2
+        f_d, b_d = dense_costs(module, L)
+        f_x, b_x = _extra(family, target, L, D, params)
+        flops = f_d + f_x if flops is None else flops
+        nbytes = b_d + b_x if nbytes is None else nbytes
         source.append(f"formula:{family}")
-    ffn = getattr(module, "ffn", None) if target is not module else None
-    if ffn is not None and flops is not None and nbytes is not None:
-        # Layer scope: the feed-forward (D -> hidden -> D) and its activations.
-        hidden = sum(p.numel() for p in ffn.parameters() if p.dim() == 2) / (2 * D)
-        flops += 4 * L * D * hidden
-        nbytes += 2 * F32 * L * (2 * hidden + 2 * D)
-        source.append("ffn")
     return {
         "flops_fwd": None if flops is None else flops * batch,
         "bytes_fwd": None if nbytes is None else nbytes * batch,

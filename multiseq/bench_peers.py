@@ -57,7 +57,7 @@ def _ls(D: int, o: dict[str, Any], device: Any, dtype: Any):
     o = dict(o)
     heads = o.pop("heads", 8)
     m = LongShortAttention(dim=D, heads=heads, dim_head=D // heads, causal=False, **o).to(device=device, dtype=dtype)
-    return m, (lambda x, mask: m(x, mask=mask))
+    return m, (lambda x, mask: m(x))  # inputs are all real tokens; its non-causal mask path is broken for B > 1
 
 
 def _dss(D: int, o: dict[str, Any], device: Any, dtype: Any):
@@ -80,7 +80,7 @@ def _local(D: int, o: dict[str, Any], device: Any, dtype: Any):
     o = dict(o)
     heads = o.pop("heads", 8)
     m = LocalMHA(dim=D, heads=heads, dim_head=D // heads, causal=False, **o).to(device=device, dtype=dtype)
-    return m, (lambda x, mask: m(x, mask=mask))
+    return m, (lambda x, mask: m(x))  # inputs are all real tokens
 
 
 PEERS: dict[str, Peer] = {

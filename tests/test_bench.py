@@ -191,3 +191,29 @@ def test_bad_arguments_are_refused():
     with pytest.raises(Exception, match="block"):
         bench._check_blocks(["lcoal"])
     assert math.isfinite(bench._predicted_s((1024, 10.0), 2048, 8))
+
+
+def test_fused_check_runs_on_cpu_and_catches_a_broken_fused_path(monkeypatch):
+    from multiseq import bench_fused
+    from multiseq.blocks.attention import LocalAttention
+
+    rec = bench_fused.run(["local"], [17], width=16, batch=2, device="cpu", reps=1, atol=1e-5, budget_s=600,
+                          log=lambda s: None)
+    assert rec["all_parity_ok"] and [r["status"] for r in rec["results"]] == ["ok"]
+    assert all(r["fused_paths_used"] == [] for r in rec["results"])  # nothing is fused on CPU
+    # A "fused" path that is wrong must fail the parity check: perturb the output only under the auto policy.
+    orig = LocalAttention.attend
+
+    def broken(self, q, k, v, mask):
+        out = orig(self, q, k, v, mask)
+        return out * 1.01 if os.environ.get("MULTISEQ_KERNELS") == "auto" else out
+
+    monkeypatch.setattr(LocalAttention, "attend", broken)
+    bad = bench_fused.check_block("local", 17, width=16, batch=1, device="cpu", reps=1, atol=1e-5)
+    assert bad["parity_ok"] is False and bad["parity"]["output"]["pass"] is False
+
+
+def test_gpu_script_parses():
+    r = subprocess.run(["bash", "-n", os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gpu.sh")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
