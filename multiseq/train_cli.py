@@ -108,7 +108,7 @@ def _task_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--task", required=required, help="task name (see multiseq.tasks) or module:function")
     p.add_argument("--task-option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="option for the task (JSON value), repeatable, e.g. --task-option length=512")
-    p.add_argument("--data", help="data location for tasks read from files (passed to the task as data=PATH)")
+    p.add_argument("--data", help="data folder of the task (passed as root=PATH: where it is read or generated)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
 
@@ -116,7 +116,7 @@ def _task_args(p: argparse.ArgumentParser, required: bool) -> None:
 def _task_options(args: argparse.Namespace) -> dict[str, Any]:
     opts = dict(args.task_option)
     if args.data:
-        opts["data"] = args.data
+        opts["root"] = args.data
     return opts
 
 
