@@ -77,7 +77,10 @@ def _tree_entries(source: str, _mtime: int) -> tuple[list[tuple[str, str, str, b
 
 def _tree(source: Path, split: str, on_error: str) -> _Source:
     log = SkipLog(on_error, f"images in {source}")
-    entries, loose = _tree_entries(str(source), source.stat().st_mtime_ns)
+    if source.is_file():  # archives are cached per process; folders are read afresh
+        entries, loose = _tree_entries(str(source), source.stat().st_mtime_ns)
+    else:
+        entries, loose = _tree_entries.__wrapped__(str(source), 0)
     for rel in loose:
         log.bad(f"{source}:{rel}: image outside any class folder")
     if not entries:

@@ -69,8 +69,9 @@ def default_source(root: str | os.PathLike | None) -> Path:
 def load_reviews(source: str | os.PathLike, split: str, on_error: str = "raise") -> Reviews:
     """Read one IMDb split (`train` or `test`) from a folder or archive (cached per process)."""
     source = Path(source)
-    st = source.stat() if source.exists() else None
-    return _load(str(source), split, on_error, st.st_mtime_ns if st else 0)
+    if not source.is_file():  # folders are read afresh (their files may change without the folder's mtime)
+        return _load.__wrapped__(str(source), split, on_error, 0)
+    return _load(str(source), split, on_error, source.stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
