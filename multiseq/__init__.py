@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdapterConfig",
+    "ImageClassifier",
+    "TextClassifier",
     "BlockSpec",
     "HeadConfig",
     "ModelConfig",
@@ -21,3 +23,14 @@ __all__ = [
     "list_models",
     "register_model",
 ]
+
+# The scikit-learn style classifiers load on first use (they import scikit-learn and the training loop).
+_LAZY = {"TextClassifier": "multiseq.api", "ImageClassifier": "multiseq.api"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'multiseq' has no attribute {name!r}")

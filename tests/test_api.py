@@ -1,0 +1,157 @@
+"""TextClassifier / ImageClassifier: training, persistence, scikit-learn conventions, input handling.
+
+Models here are one layer of width 32 trained for a few steps on small, separable data; one torch thread (the
+shared test machine runs many processes, and two OpenMP threads per process are far slower there)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+import multiseq
+from multiseq import ImageClassifier, TextClassifier
+from multiseq.checkpoint import save_model
+from multiseq.errors import CheckpointError, ConfigError, InputError
+
+TINY = {"width": 32, "depth": 1}
+POS = ["good great fine", "great good movie", "fine and good", "a great film", "good good good", "great fine"]
+NEG = ["bad awful poor", "awful bad movie", "poor and bad", "an awful film", "bad bad bad", "awful poor"]
+TEXTS, LABELS = POS + NEG, ["pos"] * len(POS) + ["neg"] * len(NEG)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def text_clf(**kw):
+    return TextClassifier(**{"steps": 25, "batch_size": 12, "lr": 3e-3, "progress": False, "model_options": TINY, **kw})
+
+
+@pytest.fixture(scope="module")
+def fitted_pixels():
+    torch.set_num_threads(1)
+    return text_clf(input="pixels").fit(TEXTS, LABELS)
+
+
+def test_lazy_exports():
+    assert multiseq.TextClassifier is TextClassifier and "TextClassifier" in multiseq.__all__
+    with pytest.raises(AttributeError):
+        multiseq.NoSuchThing  # noqa: B018
+
+
+def test_rendered_text_classifier_learns_and_round_trips(fitted_pixels, tmp_path):
+    clf = fitted_pixels
+    assert clf.score(TEXTS, LABELS) >= 0.9
+    assert list(clf.classes_) == ["neg", "pos"] and clf.model_.config.adapter.kind == "render"
+    probs = clf.predict_proba(TEXTS)
+    assert probs.shape == (12, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    path = clf.save(tmp_path / "clf.safetensors")
+    same = TextClassifier.load(path)
+    np.testing.assert_array_equal(same.predict_proba(TEXTS), probs)
+    assert list(same.predict(["good film"])) == list(clf.predict(["good film"]))
+    assert same.get_params() == clf.get_params()
+    # The renderer's whole configuration travels in the model config inside the file.
+    overrides = same.model_.config.adapter.options["overrides"]
+    assert overrides["font_size"] == 8.0 and overrides["fonts"][0] == "NotoSans-Regular.ttf"
+
+
+def test_bytes_classifier_and_cross_val_score():
+    scores = cross_val_score(text_clf(input="bytes", steps=3), TEXTS, LABELS, cv=2)
+    assert scores.shape == (2,) and ((0 <= scores) & (scores <= 1)).all()
+    clf = text_clf(input="bytes").fit(TEXTS, LABELS)
+    assert clf.model_.config.adapter.kind == "bytes" and clf.score(TEXTS, LABELS) >= 0.9
+
+
+def test_clone_pipeline_and_grid_search():
+    clf = text_clf(input="bytes", steps=2)
+    twin = clone(clf)
+    assert twin.get_params() == clf.get_params() and not hasattr(twin, "model_")
+    pipe = Pipeline([("lower", FunctionTransformer(lambda xs: [x.lower() for x in xs])), ("clf", clf)])
+    pipe.fit([t.upper() for t in TEXTS], LABELS)
+    assert set(pipe.predict(["GOOD"])) <= {"pos", "neg"}
+    search = GridSearchCV(clf, {"lr": [1e-3, 3e-3]}, cv=2).fit(TEXTS, LABELS)
+    assert search.best_params_["lr"] in (1e-3, 3e-3) and hasattr(search.best_estimator_, "model_")
+
+
+def test_text_inputs(tmp_path, fitted_pixels):
+    f = tmp_path / "review.txt"
+    f.write_text("good great fine", encoding="utf-8")
+    clf = fitted_pixels
+    np.testing.assert_array_equal(clf.predict_proba([f]), clf.predict_proba(["good great fine"]))
+    np.testing.assert_array_equal(clf.predict_proba(np.array(["good great fine"])), clf.predict_proba([f]))
+    assert clf.predict_proba([("good", "fine")]).shape == (1, 2)  # a pair, rendered with a separator patch
+    for bad, match in [("a single text", "wrap it in a list"), ([3], r"X\[0\] is int"), ({"a": 1}, "list of texts"),
+                       ([tmp_path / "missing.txt"], "cannot read"), ([], "no texts")]:
+        with pytest.raises(InputError, match=match):
+            clf.predict(bad)
+    with pytest.raises(InputError, match="pairs need input='pixels'"):
+        text_clf(input="bytes").fit([("a", "b"), ("c", "d")], [0, 1])
+
+
+def test_fit_errors():
+    with pytest.raises(InputError, match="two classes"):
+        text_clf().fit(["a", "b"], [1, 1])
+    with pytest.raises(InputError, match="one label per input"):
+        text_clf().fit(["a", "b"], [1, 0, 1])
+    with pytest.raises(ConfigError, match="input must be one of"):
+        text_clf(input="tokens").fit(["a", "b"], [1, 0])
+    with pytest.raises(ConfigError, match="unknown model 'nope'"):
+        text_clf(model="nope").fit(["a", "b"], [1, 0])
+    with pytest.raises(NotFittedError):
+        text_clf().predict(["a"])
+
+
+def test_load_refuses_other_files(tmp_path, fitted_pixels):
+    plain = save_model(multiseq.create_model("local_bytes_tiny", width=32, depth=1), tmp_path / "plain.safetensors")
+    with pytest.raises(CheckpointError, match="not a saved classifier"):
+        TextClassifier.load(plain)
+    path = fitted_pixels.save(tmp_path / "clf.safetensors")
+    with pytest.raises(CheckpointError, match="not a ImageClassifier"):
+        ImageClassifier.load(path)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        TextClassifier.load(path)
+
+
+def _images(n: int, seed: int = 0):
+    """Bright images (class 1) and dark ones (class 0), 8x8 RGB uint8."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.integers(0, 100, (n, 8, 8, 3)) + 150 * y[:, None, None, None]
+    return x.astype(np.uint8), y
+
+
+@pytest.mark.parametrize("input", ["patches", "pixels"])
+def test_image_classifier(input, tmp_path, capfd):
+    X, y = _images(16)
+    clf = ImageClassifier(input=input, image_size=8, patch_size=4, steps=20, batch_size=8, lr=3e-3,
+                          model_options=TINY, progress=True).fit(X, y)
+    assert "train" in capfd.readouterr().err  # a tqdm progress bar during fit
+    assert clf.score(X, y) >= 0.9
+    pil = [Image.fromarray(a) for a in X[:4]]
+    files = []
+    for i, im in enumerate(pil):
+        im.save(tmp_path / f"{i}.png")
+        files.append(tmp_path / f"{i}.png")
+    expected = clf.predict_proba(X[:4])
+    np.testing.assert_allclose(clf.predict_proba(pil), expected, atol=1e-6)
+    np.testing.assert_allclose(clf.predict_proba([str(f) for f in files]), expected, atol=1e-6)
+    same = ImageClassifier.load(clf.save(tmp_path / "img.safetensors"))
+    np.testing.assert_array_equal(same.predict_proba(X[:4]), expected)
+    assert same.get_params() == clf.get_params()
+    with pytest.raises(InputError, match=r"X\[0\] is dict"):
+        clf.predict([{}])
+    assert cross_val_score(clone(clf).set_params(steps=2, progress=False), X, y, cv=2).shape == (2,)
