@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("multiseq.train_cli", "evaluate a trained model (run directory or .safetensors) on a task split"),
     "predict": ("multiseq.train_cli", "predict classes for given inputs or task examples with a trained model"),
     "demo": ("multiseq.demo", "train a small long-range model on a built-in task, evaluate, predict"),
+    "data": ("multiseq.data_cli", "generate, inspect (stats) and preview task data: ListOps, Pathfinder, IMDb, images"),
     "bench": ("multiseq.bench", "time and memory of blocks against attention, PyPI peers and the machine's floor"),
 }
 
