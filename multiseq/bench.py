@@ -131,6 +131,7 @@ def benchmark(
     names = list(dict.fromkeys([*(BASELINES if baselines else ()), *blocks]))
     _check_blocks(names)
     peers = _check_peers(peers or [])
+    load_before = _loadavg()
     machine = {t: measure_machine(device, t, dtype, timeout) for t in threads}
     results: list[dict[str, Any]] = []
     base = dict(width=width, batch=batch, dtype=dtype, device=device, repeats=repeats, warmup=warmup,
@@ -169,7 +170,9 @@ def benchmark(
         "schema": SCHEMA,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "multiseq " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None,
-        "machine": machine[threads[0]] | {"by_threads": {str(t): machine[t] for t in threads}},
+        "machine": machine[threads[0]] | {"by_threads": {str(t): machine[t] for t in threads},
+                                          "loadavg_before": load_before, "loadavg_after": _loadavg(),
+                                          "wall_s": time.perf_counter() - t_begin},
         "config": {"blocks": names, "peers": peers, "lengths": lengths, "width": width, "modes": list(modes),
                    "batch": batch, "dtype": dtype, "threads": threads, "repeats": repeats, "warmup": warmup,
                    "device": device, "timeout_s": timeout, "mem_cap_mb": mem_cap_mb, "scope": scope,
@@ -177,6 +180,14 @@ def benchmark(
         "results": results,
     }
     return derive(record)
+
+
+def _loadavg() -> list[float] | None:
+    # Other processes on the machine change every timing; the record keeps how busy it was.
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _predicted_s(last: tuple[int, float] | None, L: int, calls: int) -> float | None:

@@ -27,7 +27,8 @@ def tables(record: dict[str, Any]) -> str:
     out.append(
         f"Machine: {m.get('cpu', '?')} ({m.get('device', '?')}), {m.get('cpu_count', '?')} CPUs; torch "
         f"{m.get('torch', '?')}; measured fp32 matmul {_fmt(m.get('matmul_gflops'), '.1f')} GFLOP/s, copy "
-        f"{_fmt(m.get('copy_gbs'), '.1f')} GB/s (threads {m.get('threads', '?')})."
+        f"{_fmt(m.get('copy_gbs'), '.1f')} GB/s (threads {m.get('threads', '?')}); load average before/after "
+        f"{m.get('loadavg_before', '?')} / {m.get('loadavg_after', '?')}; date {record.get('date', '?')}."
     )
     groups = sorted({(e["mode"], e["threads"]) for e in res})
     for mode, t in groups:
