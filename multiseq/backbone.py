@@ -65,6 +65,7 @@ class Layer(nn.Module):
         factory = dict(device=device, dtype=dtype)
         self.block = build_block(spec.name, dim, causal=causal, dropout=dropout, **factory, **spec.options)
         self.own_residual = bool(getattr(self.block, "manages_residual", False))
+        self.uses_carry = bool(getattr(self.block, "uses_carry", False))
         self.norm = None if self.own_residual else make_norm(norm, dim, **factory)
         self.drop = nn.Dropout(dropout)
         self.ffn = None
@@ -72,11 +73,13 @@ class Layer(nn.Module):
             self.ffn_norm = make_norm(norm, dim, **factory)
             self.ffn = FeedForward(dim, ffn_mult, dropout, **factory)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, carry: dict | None = None) -> Tensor:
+        # Blocks with `uses_carry` (e.g. Luna's packed sequence) pass state to the next such layer via `carry`.
+        kwargs = {"carry": carry} if self.uses_carry else {}
         if self.own_residual:
-            x = self.block(x, mask)
+            x = self.block(x, mask, **kwargs)
         else:
-            x = x + self.drop(self.block(self.norm(x), mask))
+            x = x + self.drop(self.block(self.norm(x), mask, **kwargs))
         if self.ffn is not None:
             x = x + self.ffn(self.ffn_norm(x))
         # Padded positions stay zero between layers, so no block ever reads stale values there.
@@ -106,10 +109,17 @@ class Backbone(nn.Module):
         )
         self.final_norm = make_norm(norm, dim, device=device, dtype=dtype)
         self.grad_checkpointing = grad_checkpointing
+        carriers = [layer.block for layer in self.layers if layer.uses_carry]
+        for i, block in enumerate(carriers):
+            # The first starts the carried state, the last has nobody to pass it to.
+            block.set_carry_role(first=i == 0, last=i == len(carriers) - 1)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        carry: dict = {}
         for layer in self.layers:
-            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            if layer.uses_carry:
+                x = layer(x, mask, carry)  # state passed between layers is not recomputed by checkpointing
+            elif self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(layer, x, mask, use_reentrant=False)
             else:
                 x = layer(x, mask)

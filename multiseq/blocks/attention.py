@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,17 +21,21 @@ from multiseq.kernels import register_fused, use_fused
 register_fused("local_attention", "FlexAttention with a sliding-window block mask", needs=("cuda", "flex", "compile"))
 
 
-def _check_qkv(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> None:
-    if q.dim() != 4 or q.shape != k.shape or k.shape != v.shape:
+def _check_qkv(
+    q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None, same_length: bool = True
+) -> None:
+    """q: (B, H, Lq, d); k, v: (B, H, Lk, d) (Lq == Lk when `same_length`); key_padding_mask: (B, Lk) bool."""
+    ok = q.dim() == 4 and k.shape == v.shape and q.shape[:2] == k.shape[:2] and q.shape[3] == k.shape[3]
+    if not ok or (same_length and q.shape != k.shape):
         raise ValueError(f"q, k, v must share shape (B, H, L, d); got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     if not q.is_floating_point():
         raise TypeError(f"q, k, v must be floating point, got {q.dtype}")
     if key_padding_mask is not None:
         if key_padding_mask.dtype != torch.bool:
             raise TypeError(f"key_padding_mask must be bool (True = real token), got {key_padding_mask.dtype}")
-        if key_padding_mask.shape != (q.shape[0], q.shape[2]):
+        if key_padding_mask.shape != (k.shape[0], k.shape[2]):
             raise ValueError(
-                f"key_padding_mask must have shape (B, L) = {(q.shape[0], q.shape[2])}, got {tuple(key_padding_mask.shape)}"
+                f"key_padding_mask must have shape (B, L) = {(k.shape[0], k.shape[2])}, got {tuple(key_padding_mask.shape)}"
             )
 
 
@@ -93,41 +98,82 @@ def local_attention(
     """
     _check_qkv(q, k, v, key_padding_mask)
     _check_window(window)
-    B, H, L, d = q.shape
-    if L == 0:
+    if q.shape[2] == 0:
         return q.clone()
+    w = window_blocks(q, k, v, window, causal, key_padding_mask)
+    return blocked_softmax(w.q, w.k, w.v, w.allowed, q.shape[2])
+
+
+@dataclass
+class WindowBlocks:
+    """Queries in blocks with the keys of their window.
+
+    Attributes:
+        q: (B, H, nb, c, d) query blocks. k, v: (B, H, nb, W, d) each block's window of keys.
+        allowed: (B, nb, c, W) bool, band and key padding.
+        block: c. left: blocks of keys before each query block. key_pos: (nb, W) key positions (may be < 0 or >= L).
+        query_pos: (nb, c) query positions.
+    """
+
+    q: Tensor
+    k: Tensor
+    v: Tensor
+    allowed: Tensor
+    block: int
+    left: int
+    key_pos: Tensor
+    query_pos: Tensor
+
+
+def window_blocks(
+    q: Tensor, k: Tensor, v: Tensor, window: int, causal: bool, key_padding_mask: Tensor | None, block: int | None = None
+) -> WindowBlocks:
+    """Split q into blocks and gather each block's window of keys (its own block and its neighbours), with the
+    band mask. Memory O(L * window); never the L x L matrix, never one copy per window position."""
+    B, H, L, d = q.shape
     reach = window - 1 if causal else window // 2
     # Blocks at least as long as the reach, so each query block needs only its neighbour blocks.
-    block = max(min(reach, L - 1), min(64, L), 1)
+    if block is None:
+        block = max(min(reach, L - 1), min(64, L), 1)
     nb = -(-L // block)
-    left = 1 if (reach > 0 and nb > 1) else 0
+    left = -(-reach // block) if (reach > 0 and nb > 1) else 0
+    left = min(left, nb - 1)
     right = 0 if causal else left
     pad = nb * block - L
     if key_padding_mask is None:
         key_padding_mask = torch.ones(B, L, dtype=torch.bool, device=q.device)
     q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
     kpm = F.pad(key_padding_mask, (0, pad), value=False)
+    span = left + 1 + right
 
     def windows(t: Tensor) -> Tensor:
-        # (B, H, nb*block, d) -> (B, H, nb, (left+1+right)*block, d): each block with its neighbours.
+        # (B, H, nb*block, d) -> (B, H, nb, span*block, d): each block with its neighbours.
         t = rearrange(t, "b h (n c) d -> b h n c d", c=block)
         t = F.pad(t, (0, 0, 0, 0, left, right))
-        return torch.cat([t[:, :, s : s + nb] for s in range(left + 1 + right)], dim=3)
+        return torch.cat([t[:, :, s : s + nb] for s in range(span)], dim=3)
 
-    qb = rearrange(q, "b h (n c) d -> b h n c d", c=block)
-    kw, vw = windows(k), windows(v)
     m = rearrange(kpm, "b (n c) -> b n c", c=block)
     m = F.pad(m, (0, 0, left, right), value=False)
-    mw = torch.cat([m[:, s : s + nb] for s in range(left + 1 + right)], dim=2)  # (B, nb, W)
-    r = torch.arange(block, device=q.device)[:, None]
-    c = torch.arange((left + 1 + right) * block, device=q.device)[None, :]
-    delta = c - left * block - r  # key position minus query position, (block, W)
+    mw = torch.cat([m[:, s : s + nb] for s in range(span)], dim=2)  # (B, nb, W)
+    dev = q.device
+    query_pos = torch.arange(nb * block, device=dev).view(nb, block)
+    key_pos = (torch.arange(nb, device=dev)[:, None] - left) * block + torch.arange(span * block, device=dev)[None]
+    delta = key_pos[:, None, :] - query_pos[:, :, None]  # (nb, c, W)
     band = (delta <= 0) & (delta > -window) if causal else delta.abs() <= window // 2
-    allowed = band[None, None] & mw[:, :, None, :]  # (B, nb, block, W)
+    allowed = band[None] & mw[:, :, None, :]
+    qb = rearrange(q, "b h (n c) d -> b h n c d", c=block)
+    return WindowBlocks(qb, windows(k), windows(v), allowed, block, left, key_pos, query_pos)
+
+
+def blocked_softmax(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, L: int) -> Tensor:
+    """Softmax attention per query block. q: (B, H, nb, c, d); k, v: (B, H, nb, W, d); allowed: (B, nb, c, W).
+
+    Returns (B, H, L, d) (blocks flattened, cut to L); rows with no allowed key are zero.
+    """
     any_key = allowed.any(-1, keepdim=True)
     # Rows with no visible key would give NaN in softmax: let them see everything, then zero them.
     allowed = allowed | ~any_key
-    out = F.scaled_dot_product_attention(qb, kw, vw, attn_mask=allowed[:, None])  # (B, H, nb, block, d)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None])  # (B, H, nb, c, d)
     out = out * any_key[:, None].to(out.dtype)
     return rearrange(out, "b h n c d -> b h (n c) d")[:, :, :L]
 
@@ -143,15 +189,19 @@ def attention_ref(
 def sdpa_attention(
     q: Tensor, k: Tensor, v: Tensor, causal: bool = False, key_padding_mask: Tensor | None = None
 ) -> Tensor:
-    """Full softmax attention through `scaled_dot_product_attention`, padding honoured, no NaN on empty rows.
+    """Softmax attention through `scaled_dot_product_attention`, padding honoured, no NaN on empty rows.
 
     Args:
-        q, k, v: (B, H, L, d). key_padding_mask: (B, L) bool, True = real token.
+        q: (B, H, Lq, d). k, v: (B, H, Lk, d) (Lq == Lk when causal).
+        key_padding_mask: (B, Lk) bool, True = real token.
+
+    Returns:
+        (B, H, Lq, d); query rows that see no real key are zero.
     """
-    _check_qkv(q, k, v, key_padding_mask)
+    _check_qkv(q, k, v, key_padding_mask, same_length=causal)
     if key_padding_mask is None or bool(key_padding_mask.all()):
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-    B, H, L, d = q.shape
+    L = q.shape[2]
     kpm = key_padding_mask
     if causal:
         allowed = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()[None, None] & kpm[:, None, None, :]
@@ -159,7 +209,7 @@ def sdpa_attention(
         allowed = allowed | ~any_key
     else:
         any_key = kpm.any(-1)[:, None, None, None]  # (B, 1, 1, 1)
-        allowed = (kpm | ~kpm.any(-1, keepdim=True))[:, None, None, :]  # (B, 1, 1, L)
+        allowed = (kpm | ~kpm.any(-1, keepdim=True))[:, None, None, :]  # (B, 1, 1, Lk)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
     return out * any_key.to(out.dtype)
 
