@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("multiseq.train_cli", "predict classes for given inputs or task examples with a trained model"),
     "demo": ("multiseq.demo", "train a small long-range model on a built-in task, evaluate, predict"),
     "data": ("multiseq.data_cli", "generate, inspect (stats) and preview task data: ListOps, Pathfinder, IMDb, images"),
+    "robustness": ("multiseq.robustness.cli", "accuracy of trained models under text attacks or image corruptions, per severity"),
     "bench": ("multiseq.bench", "time and memory of blocks against attention, PyPI peers and the machine's floor"),
 }
 
