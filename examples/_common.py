@@ -1,0 +1,175 @@
+"""What every example shares: the command line, the training run, and the summary it writes.
+
+Each example builds its datasets with `multiseq.tasks.get`, picks a preset, and calls `run(...)`, which trains
+with `multiseq.train.fit` (writing `config.json`, `metrics.jsonl`, `curves.png`, `confusion.png` and
+`model.safetensors` into `--out`), evaluates, and writes `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class View:
+    """A seeded, class-balanced subset of a task dataset, seen through an optional function on its inputs.
+
+    It carries the attributes `multiseq.train.fit` reads; `labels` are the class names here (a task dataset's
+    per-item label array is kept as `targets`). Task datasets list items class by class, so a plain prefix
+    (`size=`) would hold one class only; this subset interleaves them.
+    """
+
+    def __init__(self, ds: Any, names: list[str], size: int | None = None, seed: int = 0,
+                 transform: Callable[[Any], Any] | None = None) -> None:
+        import numpy as np
+
+        self.ds, self.transform, self.labels = ds, transform, list(names)
+        self.num_classes, self.pair, self.task = ds.num_classes, ds.pair, ds.task
+        targets = np.asarray(ds.labels)
+        rng = np.random.default_rng(seed)
+        per_class = [rng.permutation(np.flatnonzero(targets == c)) for c in range(ds.num_classes)]
+        # Round-robin over classes, then a seeded shuffle: balanced for any size.
+        order = [int(g[k]) for k in range(max(map(len, per_class))) for g in per_class if k < len(g)]
+        order = order[: size or len(order)]
+        self.indices = [order[i] for i in rng.permutation(len(order))]
+        self.targets = targets[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        raw, label = self.ds[self.indices[i]]
+        return (self.transform(raw) if self.transform else raw), label
+
+
+def parser(description: str, model: str, steps: int, batch_size: int, lr: float = 1e-3) -> argparse.ArgumentParser:
+    """The shared options; an example adds its own (data sizes, lengths)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--tiny", action="store_true", help="a few steps on a few examples (under a minute on CPU)")
+    p.add_argument("--out", default=None, help="output folder (metrics, plots, samples, model); default runs/<example>")
+    p.add_argument("--model", default=model, help=f"preset name (default {model})")
+    p.add_argument("--steps", type=int, default=steps, help=f"optimiser steps (default {steps})")
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default=None, help="data root or archive (default: the task's own default)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (data preparation runs there)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when present)")
+    p.add_argument("--quiet", action="store_true", help="plain log lines instead of progress bars")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
+    return p
+
+
+RUN_FILES = ("config.json", "metrics.jsonl", "metrics.json", "model.safetensors", "curves.png", "confusion.png")
+
+
+def out_dir(args: argparse.Namespace, name: str) -> Path:
+    """The output folder; a previous run there is refused unless `--overwrite` (then its files are removed)."""
+    import shutil
+
+    path = Path(args.out or f"runs/{name}")
+    if (path / "config.json").exists():
+        if not args.overwrite:
+            raise SystemExit(f"{path} already holds a run; choose another --out or pass --overwrite")
+        for f in RUN_FILES:
+            (path / f).unlink(missing_ok=True)
+        shutil.rmtree(path / "checkpoints", ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run(
+    args: argparse.Namespace,
+    name: str,
+    train: Any,
+    val: Any,
+    *,
+    model_overrides: dict[str, Any] | None = None,
+    samples: Callable[[Path], None] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train `args.model` on `train`, evaluate on `val`, write samples and `metrics.json` into the output folder.
+
+    Returns:
+        The summary written to `metrics.json` (`val_accuracy`, `val_loss`, sizes, steps, seconds, ...).
+    """
+    from multiseq.train import TrainConfig, evaluate, fit, model_for_data
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = out_dir(args, name)
+    if samples is not None:
+        samples(out)
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        log_every=max(1, args.steps // 20),
+        eval_every=0,
+        num_workers=args.workers,
+    )
+    t0 = time.perf_counter()
+    model = model_for_data(args.model, train, device=args.device, **(model_overrides or {}))
+    result = fit(model, train, val, config=config, out=out, progress=not args.quiet, device=args.device,
+                 task_info={"example": name, "train_size": len(train), "val_size": len(val)})
+    train_s = time.perf_counter() - t0
+    metrics = evaluate(result.model, val, batch_size=args.batch_size, num_workers=args.workers)
+    summary = {
+        "example": name,
+        "model": args.model,
+        "parameters": sum(p.numel() for p in result.model.parameters()),
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "train_size": len(train),
+        "val_size": len(val),
+        "val_accuracy": metrics["accuracy"],
+        "val_loss": metrics["loss"],
+        "train_seconds": round(train_s, 1),
+        "threads": torch.get_num_threads(),
+        "tiny": bool(args.tiny),
+        **(extra or {}),
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{name}: val accuracy {metrics['accuracy']:.4f} on {len(val)} examples after {args.steps} steps "
+          f"({train_s:.0f} s); outputs in {out}")
+    return summary
+
+
+def write_text_samples(path: Path, rows: list[tuple[Any, Any]], limit: int = 8, width: int = 300) -> None:
+    """A readable file of a few raw inputs and their labels."""
+    lines = []
+    for raw, label in rows[:limit]:
+        text = " ||| ".join(map(str, raw)) if isinstance(raw, (tuple, list)) else str(raw)
+        lines.append(f"[label {label}] {text[:width]}{'...' if len(text) > width else ''}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def save_image_grid(path: Path, images: list[Any], labels: list[Any], names: list[str] | None = None) -> None:
+    """A grid of sample images with their labels (matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = len(images)
+    cols = min(n, 8)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, lbl in zip(axes.flat, images, labels):
+        a = np.asarray(img)
+        ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=255)
+        ax.set_title(names[int(lbl)] if names else str(lbl), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
