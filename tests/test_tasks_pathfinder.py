@@ -79,9 +79,12 @@ def test_markers_are_joined_by_a_lit_path_exactly_when_label_is_1_at_32px(index)
     _check_geometry(img, label, info)
 
 
-def test_path_x_image_geometry_and_range():
-    # index 2 of seed 7 is a cheap one to place (the two 14-paddle snakes fit within a few dozen attempts)
-    img, label, info = render(spec_for(128), pf.image_seed(7, 128, 14, 2), with_info=True)
+@pytest.mark.parametrize("index", [2, 6])
+def test_path_x_image_geometry_and_range(index):
+    # images 2 (label 1) and 6 (label 0) of seed 7 are cheap to place (the two 14-paddle snakes fit within a
+    # few dozen attempts; the average at 128 px is a few hundred)
+    img, label, info = render(spec_for(128), pf.image_seed(7, 128, 14, index), with_info=True)
+    assert label == {2: 1, 6: 0}[index]
     assert img.shape == (128, 128) and img.min() == 0 and img.max() == 255
     assert info["margin"] in (2, 3)
     _check_geometry(img, label, info)

@@ -264,12 +264,21 @@ def _place_seed(cv: _Canvas, s: Snake, others: list, target: np.ndarray | None) 
     return True
 
 
+_CIRCLES: dict = {}
+
+
 def _candidates(cv: _Canvas, centre: np.ndarray, radius: float) -> np.ndarray:
-    n_pts = max(8, int(math.ceil(2 * math.pi * radius)))
-    ang = np.arange(n_pts) * (2 * math.pi / n_pts)
-    pts = np.round(centre + radius * np.stack([np.sin(ang), np.cos(ang)], 1)).astype(int)
+    ring = _CIRCLES.get(radius)
+    if ring is None:  # about one point per pixel of arc
+        n_pts = max(8, int(math.ceil(2 * math.pi * radius)))
+        ang = np.arange(n_pts) * (2 * math.pi / n_pts)
+        ring = _CIRCLES[radius] = radius * np.stack([np.sin(ang), np.cos(ang)], 1)
+    pts = np.rint(centre + ring).astype(np.int64)
     # points along the circle are in order, so duplicates are neighbours (the last wraps to the first)
-    pts = pts[(pts != np.roll(pts, 1, axis=0)).any(1)] if len(pts) > 1 else pts
+    dup = np.empty(len(pts), bool)
+    dup[1:] = (pts[1:] == pts[:-1]).all(1)
+    dup[0] = (pts[0] == pts[-1]).all()
+    pts = pts[~dup]
     n = cv.spec.window_size
     keep = (pts >= 0).all(1) & (pts < n).all(1)
     return pts[keep]
@@ -325,10 +334,11 @@ def _extend(cv: _Canvas, s: Snake, others: list, target: np.ndarray | None) -> b
     w = w * (1.0 - np.clip(occ[cands[:, 0], cands[:, 1]], 0, 1)) * _clear(cv, occ, cands, ang + np.pi)
     w = np.where(w > 1e-12, w, 0.0)
     for _ in range(spec.max_paddle_retrial + 1):
-        total = w.sum()
+        cum = np.cumsum(w)
+        total = cum[-1]
         if total <= 0:
             return False
-        k = int(rng.choice(len(cands), p=w / total))
+        k = int(np.searchsorted(cum, rng.random() * total, side="right"))  # weighted draw; zero weights never
         head = cands[k].astype(np.float64)
         corner, inten, mask = cv.paddle(head, float(ang[k]) + math.pi)
         if cv.fits(corner, mask, others):
