@@ -170,3 +170,15 @@ def test_corruption_errors():
         corrupt(np.zeros((8, 8), np.uint8), "gausian_noise", 1)
     with pytest.raises(InputError, match="NaN"):
         corrupt(np.full((8, 8), np.nan), "contrast", 1)
+
+
+def test_confusable_output_renders_without_missing_glyphs():
+    renderers = pytest.importorskip("renderers", reason="the renderer package needs the [render] extra")
+    renderer = renderers.TextRenderer.from_config("pixel")
+    noisy = attack(TEXT[:300], "confusable", 1.0, seed=0)
+    assert noisy != TEXT[:300]
+    assert renderer.render(noisy).missing_glyphs == 0
+    # Every look-alike in the table is drawable, not only the ones this text used.
+    every = "".join(sorted({c for cs in confusables().values() for c in cs}))
+    for i in range(0, len(every), 60):
+        assert renderer.render(every[i : i + 60]).missing_glyphs == 0, every[i : i + 60]

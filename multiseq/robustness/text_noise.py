@@ -33,7 +33,7 @@ WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 VOWELS = set("aeiouAEIOU")
 PUNCTUATION = string.punctuation
 # Confusables are drawn from these scripts so that the replacement renders with the project's fonts.
-CONFUSABLE_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC", "ARMENIAN", "CHEROKEE", "COPTIC", "FULLWIDTH")
+CONFUSABLE_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC", "FULLWIDTH")
 
 Rng = random.Random
 
