@@ -299,8 +299,11 @@ def _register() -> None:
     from multiseq.tasks import register_task
 
     mod = "multiseq.tasks.images"
-    register_task("image", mod, "ImageDataset", "LRA Image: CIFAR-10 as 1,024 grayscale tokens (10 classes)")
-    register_task("cifar10", mod, "ImageDataset", "CIFAR-10 as the image task, under its own name (view gray / rgb / patches)", task="cifar10")
+    cifar = "cifar10_jpeg_train.tar.gz"
+    register_task("image", mod, "ImageDataset", "LRA Image: CIFAR-10 as 1,024 grayscale tokens (10 classes)",
+                  task="image", default=cifar)
+    register_task("cifar10", mod, "ImageDataset", "CIFAR-10 as the image task, under its own name (view gray / rgb / "
+                  "patches)", task="cifar10", default=cifar)
     register_task("fashion_mnist", mod, "ImageDataset", "Fashion-MNIST from IDX files (Debian dataset-fashion-mnist)",
                   task="fashion_mnist", default="/usr/share/datasets/fashion-mnist")
 
