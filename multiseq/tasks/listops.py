@@ -159,6 +159,8 @@ def generate(
     spec = spec or ListOpsSpec()
     split_id = _SPLIT_IDS[check_split(split)]
     workers = workers or os.cpu_count() or 1
+    if n <= 50:  # a chunk or two: starting processes would cost more than it saves (output is the same)
+        workers = 1
     seen: set[str] = set()
     out: list[tuple[str, int]] = []
     attempts = accepted = 0
