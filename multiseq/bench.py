@@ -45,6 +45,9 @@ SPEEDUP_TARGETS = {"s4d": 15.0, "mega_chunk": 8.0, "ls": 8.0, "contextpool+local
 DEFAULT_SPEEDUP_TARGET = 5.0
 TARGETS = {"exponent_time": 1.15, "mem_vs_attention_explicit": 0.25, "speedup_vs_peer": 1.5, "floor_ratio": 3.0}
 SCHEMA = 1
+# Options set to the longest length unless given: `max_length` wherever accepted; DSS normalises its kernel over
+# `l_max` steps and refuses longer inputs (S4 and S4D only use it as an initial kernel length, so it stays).
+LENGTH_OPTIONS = {"dss": ("max_length", "l_max")}
 
 
 def _parse_list(text: str, kind: type = str) -> list[Any]:
@@ -145,8 +148,9 @@ def benchmark(
                 for L in lens:
                     label = name if kind == "block" else f"peer:{name}"
                     opts = dict(options.get(label, {}))
-                    if kind == "block" and "max_length" in _accepted(name) and "max_length" not in opts:
-                        opts["max_length"] = max(lens)
+                    for key in LENGTH_OPTIONS.get(name, ("max_length",)):
+                        if kind == "block" and key in _accepted(name) and key not in opts:
+                            opts[key] = max(lens)
                     job = {**base, "kind": kind, "name": name, "length": L, "mode": mode, "threads": t, "options": opts}
                     entry = {"block": label, "kind": kind, "length": L, "width": width, "mode": mode, "threads": t,
                              "batch": batch, "dtype": dtype, "device": device, "scope": scope, "options": opts}
@@ -261,8 +265,16 @@ def _extrapolate(series: list[tuple[int, float]], L: int) -> float | None:
     return y1 * (L / l1) ** k
 
 
-def derive(record: dict[str, Any]) -> dict[str, Any]:
-    """Add the derived figures to every result and a per-(block, mode, threads) `summary`; returns the record."""
+def derive(record: dict[str, Any], stat: str | None = None) -> dict[str, Any]:
+    """Add the derived figures to every result and a per-(block, mode, threads) `summary`; returns the record.
+
+    `stat` is the time statistic the ratios use: `median_ms` (default) or `min_ms` (closer to the block's own
+    cost when other processes load the machine); the record keeps it as `derived_from`.
+    """
+    stat = stat or record.get("derived_from") or "median_ms"
+    if stat not in ("median_ms", "min_ms"):
+        raise ValueError(f"stat must be median_ms or min_ms, got {stat!r}")
+    record["derived_from"] = stat
     from multiseq.bench_costs import BWD_FACTOR, floor_ms
 
     results = record["results"]
@@ -283,7 +295,7 @@ def derive(record: dict[str, Any]) -> dict[str, Any]:
         key = (e["length"], e["mode"], e["threads"])
         att = index.get(("attention", *key))
         if att is not None and _ok(att):
-            e["speedup_vs_attention"] = att["median_ms"] / e["median_ms"]
+            e["speedup_vs_attention"] = att[stat] / e[stat]
             if att.get("peak_mem_mb"):
                 e["mem_vs_attention"] = e["peak_mem_mb"] / att["peak_mem_mb"]
         ref = index.get(("attention_explicit", *key))
@@ -310,21 +322,21 @@ def derive(record: dict[str, Any]) -> dict[str, Any]:
             fl = floor_ms((flops or 0) * factor, (nbytes or 0) * factor, m["matmul_gflops"], m["copy_gbs"])
             if fl:
                 e["floor_ms"] = fl
-                e["floor_ratio"] = e["median_ms"] / fl
+                e["floor_ratio"] = e[stat] / fl
         sp = {}
         for peer in peers_of.get(e["block"], []):
             pe = index.get((peer, *key))
             if pe is not None and _ok(pe):
-                sp[peer] = pe["median_ms"] / e["median_ms"]
+                sp[peer] = pe[stat] / e[stat]
             elif pe is not None:
                 sp[peer] = f"peer {pe['status']}"
         if sp:
             e["speedup_vs_peer"] = sp
-    record["summary"] = _summaries(results)
+    record["summary"] = _summaries(results, stat)
     return record
 
 
-def _summaries(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _summaries(results: list[dict[str, Any]], stat: str) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for e in results:
         groups.setdefault((e["block"], e["mode"], e["threads"]), []).append(e)
@@ -334,7 +346,7 @@ def _summaries(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         s: dict[str, Any] = {"block": block, "mode": mode, "threads": t,
                              "lengths_ok": [e["length"] for e in ok],
                              "not_ok": {str(e["length"]): e["status"] for e in es if not _ok(e)},
-                             "exponent_time": fit_exponent([(e["length"], e["median_ms"]) for e in ok]),
+                             "exponent_time": fit_exponent([(e["length"], e[stat]) for e in ok]),
                              "exponent_mem": fit_exponent([(e["length"], e["peak_mem_mb"]) for e in ok
                                                           if e.get("peak_mem_mb")])}
         if ok:
@@ -403,6 +415,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", default="", help="write the log-log plot here (PNG)")
     p.add_argument("--markdown", default="", help="write the Markdown tables here")
     p.add_argument("--from-json", default="", help="only re-derive, print and plot an existing record")
+    p.add_argument("--stat", default=None, choices=["median_ms", "min_ms"], help="time statistic of the derived "
+                   "ratios (default median_ms; min_ms is closer to a block's own cost on a loaded machine)")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -410,7 +424,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     if args.from_json:
         with open(args.from_json) as f:
-            record = derive(json.load(f))
+            record = derive(json.load(f), args.stat)
     else:
         try:
             options = json.loads(args.options)
@@ -433,6 +447,8 @@ def run_bench(args: argparse.Namespace) -> int:
             mem_cap_mb=args.mem_cap_mb, peers=peers, peer_lengths=_parse_list(args.peer_lengths, int) or None,
             scope=args.scope, options=options, baselines=not args.no_baselines, budget_s=args.budget,
         )
+        if args.stat:
+            record = derive(record, args.stat)
     text = tables(record)
     print(text)
     if args.json:

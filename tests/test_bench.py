@@ -145,6 +145,12 @@ def test_derived_figures_from_synthetic_results():
     assert t["speedup_vs_peer"]["met"] is False
     assert t["speedup_vs_peer"]["missed_by_factor"] == pytest.approx(1.5 / (24 / (2 * 8**1.1)))
     assert summ["attention"]["targets"] == {}  # quadratic baselines carry no linear-time targets
+    # The same record derived from the minimum times: every time ratio now uses min_ms.
+    by_min = bench.derive(json.loads(json.dumps(rec)), "min_ms")
+    e_min = {(x["block"], x["length"]): x for x in by_min["results"]}[("ls", 4096)]
+    assert by_min["derived_from"] == "min_ms" and e_min["floor_ratio"] == pytest.approx(0.9 * e["floor_ratio"])
+    with pytest.raises(ValueError, match="median_ms or min_ms"):
+        bench.derive(_rec(res), "mean_ms")
 
 
 def test_fit_exponent():
