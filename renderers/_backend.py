@@ -162,6 +162,12 @@ class PangoBackend:
         self.surface = cairocffi.ImageSurface(fmt, config.width, config.height)
         self.cr = cairocffi.Context(self.surface)
         self._cr_pc = _cast(pcffi, "cairo_t *", self.cr._pointer, cairo_ffi)
+        # A numpy view of the surface's memory: (H, W) alpha for A8, (H, W, 4) BGRX for RGB24.
+        stride = self.surface.get_stride()
+        raw = np.frombuffer(self.surface.get_data(), dtype=np.uint8).reshape(config.height, stride)
+        self._pixels = raw.reshape(config.height, stride // 4, 4)[:, : config.width] if config.rgb \
+            else raw[:, : config.width]
+        self._dirty = config.width
         self._layouts_pc = [_cast(pcffi, "PangoLayout *", lay, pffi) for lay in self._layouts]
         self._rect_ink, self._rect_log = pffi.new("PangoRectangle *"), pffi.new("PangoRectangle *")
         self._int_a, self._int_b = pffi.new("int *"), pffi.new("int *")
@@ -209,16 +215,12 @@ class PangoBackend:
         return len(text.encode("utf-8")[: index[0]].decode("utf-8", "ignore"))
 
     def clear(self) -> None:
-        """Fill the strip with the background (white; transparent in the A8 alpha surface)."""
-        cr = self.cr
-        cr.reset_clip()
-        if self.config.rgb:
-            cr.set_source_rgb(1, 1, 1)
-            cr.paint()
-        else:
-            cr.set_operator(cairocffi.OPERATOR_CLEAR)
-            cr.paint()
-            cr.set_operator(cairocffi.OPERATOR_OVER)
+        """Reset the columns drawn since the last clear to the background (white; transparent in A8)."""
+        if self._dirty:
+            self.surface.flush()
+            self._pixels[:, : self._dirty] = 255 if self.config.rgb else 0
+            self.surface.mark_dirty()
+            self._dirty = 0
 
     def draw(self, text: str, rtl: bool, x: float, clip: tuple[int, int], ext: Extents | None = None) -> Extents:
         """Draw `text` with its logical left edge at `x` on the fixed baseline, clipped to columns `[clip)`.
@@ -233,18 +235,24 @@ class PangoBackend:
         cr.set_source_rgb(0, 0, 0)
         cr.move_to(x - ext.x, self.baseline_y - ext.baseline)
         pangocairocffi.pangocairo.pango_cairo_show_layout(self._cr_pc, self._layouts_pc[int(rtl)])
+        self._dirty = max(self._dirty, clip[1])
         return ext
 
-    def read(self) -> np.ndarray:
-        """The strip as uint8, black text on white: `(H, W)` gray or `(H, W, 3)` RGB."""
+    def read(self, columns: int | None = None) -> np.ndarray:
+        """The strip as uint8, black text on white: `(H, W)` gray or `(H, W, 3)` RGB.
+
+        Only the first `columns` columns are read from the surface (nothing is drawn beyond them); the rest is
+        background."""
         self.surface.flush()
-        H, W = self.config.height, self.config.width
-        data = np.frombuffer(self.surface.get_data(), dtype=np.uint8)
-        stride = self.surface.get_stride()
-        if self.config.rgb:
-            bgrx = data.reshape(H, stride // 4, 4)[:, :W]
-            return np.ascontiguousarray(bgrx[..., 2::-1])
-        return 255 - data.reshape(H, stride)[:, :W]
+        cfg = self.config
+        n = cfg.width if columns is None else min(columns, cfg.width)
+        if cfg.rgb:
+            out = np.full((cfg.height, cfg.width, 3), 255, dtype=np.uint8)
+            out[:, :n] = self._pixels[:, :n, 2::-1]  # BGRX -> RGB
+        else:
+            out = np.full((cfg.height, cfg.width), 255, dtype=np.uint8)
+            np.subtract(255, self._pixels[:, :n], out=out[:, :n])
+        return out
 
 
 def _families(ffi: object, fc: object, fcconfig: object) -> set[str]:

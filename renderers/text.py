@@ -219,11 +219,10 @@ class TextRenderer:
     def _finish(self, blacks: list[int], missing: int, truncated: bool, text: Any) -> RenderResult:
         cfg = self.config
         P = cfg.pixels_per_patch
-        pixels = self.backend.read()
         end = blacks[-1]
+        pixels = self.backend.read(end * P)
         for b in blacks:
             pixels[:, b * P : (b + 1) * P] = 0
-        pixels[:, (end + 1) * P :] = 255
         mask = np.zeros(cfg.max_seq_length, dtype=bool)
         mask[: end + 1] = True
         return RenderResult(
