@@ -97,12 +97,15 @@ def check_block(name: str, L: int, *, width: int, batch: int, device: str, reps:
     torch.manual_seed(0)
     used: dict[str, bool] = {}
     out: dict[str, Any] = {"block": name, "length": L, "width": width, "batch": batch}
+    from multiseq.bench import LENGTH_OPTIONS, _accepted
+
+    opts = {k: L for k in LENGTH_OPTIONS.get(name, ("max_length",)) if k in _accepted(name)}
     try:
         with kernel_policy("auto"), watch_dispatch(used):
-            fused = build_block(name, width, device=dev)
+            fused = build_block(name, width, device=dev, **opts)
         with kernel_policy("off"):
-            ref = build_block(name, width, device=dev)
-            ref64 = build_block(name, width, device=dev, dtype=torch.float64)
+            ref = build_block(name, width, device=dev, **opts)
+            ref64 = build_block(name, width, device=dev, dtype=torch.float64, **opts)
         ref.load_state_dict(fused.state_dict())
         ref64.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in fused.state_dict().items()})
         for m in (fused, ref, ref64):
