@@ -75,8 +75,10 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
         return base.replace(adapter=adapter, num_classes=num_classes, **(self.model_options or {}))
 
     # -- scikit-learn API ----------------------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any) -> _SequenceClassifier:
+    def fit(self, X: Any, y: Any = None) -> _SequenceClassifier:
         """Train on inputs `X` (see the class docstring) and labels `y` (any hashable values, 1-D).
+
+        `X` may also be a dataset of `(input, label)` items (e.g. `multiseq.tasks.get("imdb")`) with `y=None`.
 
         Returns:
             self, with `model_` (the trained `SequenceModel`), `classes_` and `history_` (last metrics) set.
@@ -84,6 +86,8 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
         from multiseq.train import InMemoryDataset, TrainConfig
         from multiseq.train import fit as train_fit
 
+        if y is None:
+            X, y = _from_dataset(X)
         inputs = self._prepare(X)
         y_arr = np.asarray(y)
         if y_arr.ndim != 1 or len(y_arr) != len(inputs):
@@ -344,6 +348,16 @@ class ImageClassifier(_SequenceClassifier):
                     f"or image file paths"
                 )
         return [str(item) if isinstance(item, Path) else item for item in items]
+
+
+def _from_dataset(data: Any) -> tuple[list[Any], list[Any]]:
+    """A dataset of `(input, label)` items -> (inputs, labels)."""
+    if isinstance(data, (list, tuple, np.ndarray, str)) or not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
+        raise InputError("fit needs labels y, or a dataset of (input, label) items as X (e.g. multiseq.tasks.get(...))")
+    if getattr(data, "pair", False):
+        raise InputError("this dataset holds document pairs (a dual-encoder task); train it with multiseq.train.fit")
+    items = [data[i] for i in range(len(data))]
+    return [x for x, _ in items], [label for _, label in items]
 
 
 def _as_list(X: Any, what: str) -> list[Any]:

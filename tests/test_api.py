@@ -99,6 +99,16 @@ def test_text_inputs(tmp_path, fitted_pixels):
         text_clf(input="bytes").fit([("a", "b"), ("c", "d")], [0, 1])
 
 
+def test_fit_on_a_dataset():
+    from multiseq.train import InMemoryDataset
+
+    data = InMemoryDataset(TEXTS, [int(label == "pos") for label in LABELS])
+    clf = text_clf(input="bytes").fit(data)
+    assert list(clf.classes_) == [0, 1] and clf.score(TEXTS, [int(label == "pos") for label in LABELS]) >= 0.9
+    with pytest.raises(InputError, match="needs labels y"):
+        text_clf().fit(TEXTS)
+
+
 def test_fit_errors():
     with pytest.raises(InputError, match="two classes"):
         text_clf().fit(["a", "b"], [1, 1])
