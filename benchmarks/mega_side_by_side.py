@@ -86,7 +86,7 @@ def _estimate_gb(kind: str, L: int, width: int) -> float:
     if kind == "attention_explicit":
         return 8 * L * L * 4 * 4 / 1e9  # 8 heads, scores + probs + grads
     if kind in ("mega", PEER):
-        return L * L * 4 * 5 / 1e9
+        return L * L * 4 * 8 / 1e9  # scores, probabilities, their gradients and the bias (measured ~5x L^2 floats)
     return 0.0
 
 

@@ -137,35 +137,39 @@ def _fft_size(n: int) -> int:
 class _FFTConv(torch.autograd.Function):
     """y = causal conv(x, kf) + anti-causal conv(x, kb), with real FFTs in forward AND backward.
 
-    Autograd through `rfft` would run complex-to-complex transforms in backward; here each gradient is one more
-    real FFT product: dx correlates dy with the kernels, dkf / dkb correlate dy with x (summed over the batch in
-    the frequency domain). n >= L + K keeps every product free of circular wrap-around.
+    Both kernels go into one circular kernel of length n >= L + K - 1 (kf at lags 0..K-1, kb at lags n-1..n-K+1
+    and 0), so forward is three real FFTs and backward three more: dx correlates dy with that kernel, and one
+    inverse FFT of `sum_b DY * conj(X)` gives the gradients of both kernels. Autograd through `rfft` would instead
+    run complex-to-complex transforms in backward.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, kf: Tensor, kb: Tensor | None) -> Tensor:  # type: ignore[override]
         L, K = x.shape[-1], kf.shape[-1]
-        n = _fft_size(L + K)
+        n = _fft_size(max(L + K - 1, 2 * K))
+        kc = F.pad(kf, (0, n - K))  # (D, n)
+        if kb is not None:
+            kc[:, 0] += kb[:, 0]
+            if K > 1:
+                kc[:, n - K + 1 :] += kb[:, 1:].flip(-1)
         X = torch.fft.rfft(x, n=n)
-        Hf = torch.fft.rfft(kf, n=n)
-        H = Hf if kb is None else Hf + torch.fft.rfft(kb, n=n).conj()
+        H = torch.fft.rfft(kc, n=n)
         ctx.save_for_backward(X, H)
-        ctx.dims = (L, K, n, kb is not None)
+        ctx.dims = (L, K, n)
         return torch.fft.irfft(X * H, n=n)[..., :L]
 
     @staticmethod
     def backward(ctx, gy: Tensor):  # type: ignore[override]
         X, H = ctx.saved_tensors
-        L, K, n, two = ctx.dims
+        L, K, n = ctx.dims
         G = torch.fft.rfft(gy, n=n)
         gx = torch.fft.irfft(G * H.conj(), n=n)[..., :L] if ctx.needs_input_grad[0] else None
         gkf = gkb = None
-        if ctx.needs_input_grad[1] or (two and ctx.needs_input_grad[2]):
-            GX = (G * X.conj()).sum(0)  # (D, n//2+1)
-            if ctx.needs_input_grad[1]:
-                gkf = torch.fft.irfft(GX, n=n)[..., :K]
-            if two and ctx.needs_input_grad[2]:
-                gkb = torch.fft.irfft(GX.conj(), n=n)[..., :K]
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            gkc = torch.fft.irfft((G * X.conj()).sum(0), n=n)  # (D, n): gradient of the circular kernel
+            gkf = gkc[:, :K]
+            if ctx.needs_input_grad[2]:
+                gkb = torch.cat([gkc[:, :1], gkc[:, n - K + 1 :].flip(-1)], -1)
         return gx, gkf, gkb
 
 
@@ -323,6 +327,8 @@ def chunk_attention(
     C = min(chunk, L) if chunk else L
     pad = -L % C
     kpm = key_padding_mask
+    if kpm is not None and not pad and bool(kpm.all()):
+        kpm = None  # nothing to mask: keeps the bias-only (or mask-free) attention path
     if pad:
         q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
         kpm = F.pad(kpm if kpm is not None else q.new_ones(B, L, dtype=torch.bool), (0, pad), value=False)
