@@ -144,7 +144,8 @@ def benchmark(
         for mode in modes:
             for kind, name, lens in plan:
                 stop: dict[str, Any] | None = None
-                last: tuple[int, float] | None = None
+                history: list[tuple[int, float]] = []
+                quadratic = name in QUADRATIC or name == "mega-pytorch"
                 for L in lens:
                     label = name if kind == "block" else f"peer:{name}"
                     opts = dict(options.get(label, {}))
@@ -154,7 +155,7 @@ def benchmark(
                     job = {**base, "kind": kind, "name": name, "length": L, "mode": mode, "threads": t, "options": opts}
                     entry = {"block": label, "kind": kind, "length": L, "width": width, "mode": mode, "threads": t,
                              "batch": batch, "dtype": dtype, "device": device, "scope": scope, "options": opts}
-                    predicted = _predicted_s(last, L, warmup + repeats + 1)
+                    predicted = _predicted_s(history, L, warmup + repeats + 1, quadratic)
                     if budget_s is not None and time.perf_counter() - t_begin > budget_s:
                         r = {"status": "skipped", "error": f"not run: time budget of {budget_s:g} s spent"}
                     elif stop is not None:
@@ -169,7 +170,7 @@ def benchmark(
                     if entry["status"] in ("oom", "timeout"):
                         stop = {"status": entry["status"], "length": L} if stop is None else stop
                     elif entry["status"] == "ok":
-                        last = (L, entry["median_ms"])
+                        history.append((L, entry["median_ms"]))
     record = {
         "schema": SCHEMA,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -194,12 +195,22 @@ def _loadavg() -> list[float] | None:
         return None
 
 
-def _predicted_s(last: tuple[int, float] | None, L: int, calls: int) -> float | None:
-    # Quadratic growth from the last measured length: a cautious guess that only skips hopeless configurations.
-    if last is None:
+def _predicted_s(history: list[tuple[int, float]], L: int, calls: int, quadratic: bool) -> float | None:
+    """Seconds the configuration at length L would take, extrapolated from the lengths measured so far.
+
+    Quadratic blocks grow as L^2; others as their own slope over the last two lengths, clipped to [1, 2] (one
+    noisy short length must not condemn a linear block), or as L with a single length.
+    """
+    if not history:
         return None
-    L0, ms = last
-    return calls * ms / 1e3 * (L / L0) ** 2
+    L0, ms = history[-1]
+    if quadratic:
+        k = 2.0
+    elif len(history) >= 2 and history[-2][0] != L0 and history[-2][1] > 0 and ms > 0:
+        k = min(2.0, max(1.0, math.log(ms / history[-2][1]) / math.log(L0 / history[-2][0])))
+    else:
+        k = 1.0
+    return calls * ms / 1e3 * (L / L0) ** k
 
 
 def _progress(e: dict[str, Any]) -> str:

@@ -6,7 +6,6 @@ No test here asserts a timing: derived figures are checked on synthetic results 
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -196,7 +195,12 @@ def test_bad_arguments_are_refused():
         bench.benchmark(["local"], [16], modes=("bwd",))
     with pytest.raises(Exception, match="block"):
         bench._check_blocks(["lcoal"])
-    assert math.isfinite(bench._predicted_s((1024, 10.0), 2048, 8))
+    assert bench._predicted_s([], 2048, 8, True) is None
+    assert bench._predicted_s([(1024, 10.0)], 2048, 8, True) == pytest.approx(8 * 0.01 * 4)
+    assert bench._predicted_s([(1024, 10.0)], 2048, 8, False) == pytest.approx(8 * 0.01 * 2)
+    # A linear block's own slope (here 1.5) is used; a noisy drop never predicts less than linear growth.
+    assert bench._predicted_s([(1024, 10.0), (4096, 80.0)], 8192, 8, False) == pytest.approx(8 * 0.08 * 2**1.5)
+    assert bench._predicted_s([(1024, 90.0), (4096, 80.0)], 8192, 8, False) == pytest.approx(8 * 0.08 * 2)
 
 
 def test_fused_check_runs_on_cpu_and_catches_a_broken_fused_path(monkeypatch):
