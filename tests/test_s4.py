@@ -274,3 +274,17 @@ def test_length_zero_and_one():
     assert block(torch.randn(2, 0, 8)).shape == (2, 0, 8)
     assert torch.isfinite(block(torch.randn(2, 1, 8))).all()
     assert math.isclose(float(vandermonde_kernel(*_modes(1, 2), 1)[0, 0]), float(vandermonde_kernel_ref(*_modes(1, 2), 1)[0, 0]))
+
+
+def test_step_cache_follows_parameter_updates():
+    torch.manual_seed(0)
+    block = build_block("s4d", 8, causal=True, d_state=4, dtype=D64).eval()
+    x = torch.randn(1, 6, 8, dtype=D64)
+    with torch.no_grad():
+        block.step(x[:, 0], block.default_state(1))  # fills the cache
+        block.kernel.A_im.mul_(2.0)  # an optimiser-style in-place update
+        state, outs = block.default_state(1), []
+        for t in range(6):
+            y, state = block.step(x[:, t], state)
+            outs.append(y)
+        torch.testing.assert_close(torch.stack(outs, 1), block(x))

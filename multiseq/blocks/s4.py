@@ -377,6 +377,17 @@ class SSMBlock(nn.Module):
         y = fft_conv(u, K if self.bidirectional else K[0], self.D, bidirectional=self.bidirectional)
         return self._post(rearrange(y, "b h l -> b l h"), v)
 
+    def _step_params(self) -> tuple[Tensor, Tensor, Tensor]:
+        # Discretising (and, for S4, recovering C from C~) per step would dominate streaming: cache it until a
+        # parameter or buffer of the kernel changes (in-place updates bump `_version`).
+        key = tuple((t.data_ptr(), t._version) for t in (*self.kernel.parameters(), *self.kernel.buffers()))
+        if torch.is_grad_enabled() or getattr(self, "_step_key", None) != key:
+            params = self.kernel.step_params()
+            if torch.is_grad_enabled():
+                return params
+            self._step_key, self._step_cache = key, params
+        return self._step_cache
+
     def default_state(self, batch: int, device: Any = None) -> Tensor:
         """Zero recurrent state: (batch, H, N/2) complex (diag) or (batch, H, 2N') complex (dplr)."""
         if self.bidirectional:
@@ -389,7 +400,7 @@ class SSMBlock(nn.Module):
         if self.bidirectional:
             raise ValueError("a bidirectional S4 block has no recurrent (step) mode; build it with causal=True")
         u, v = self._pre(x_t)  # (B, H)
-        dA, dB, C = self.kernel.step_params()
+        dA, dB, C = self._step_params()
         if dA.dim() == 3:  # dense DPLR transition
             state = torch.einsum("hmk,bhk->bhm", dA, state) + dB * u[..., None].to(dB.dtype)
             y = (C * state).sum(-1).real

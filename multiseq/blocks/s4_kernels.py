@@ -156,6 +156,35 @@ def fft_conv_ref(u: Tensor, K: Tensor, D: Tensor | None = None, bidirectional: b
     return y
 
 
+class _FFTConv(torch.autograd.Function):
+    """`y = irfft(rfft(u, n) rfft(k, n))[:L]` with a hand-written backward.
+
+    Autograd's backward of `rfft(u, n)` with n > L runs a complex-to-complex transform of the padded size;
+    here the backward is two circular correlations, `grad_u = irfft(G conj(K))[:L]` and
+    `grad_k = irfft(sum_b G conj(U))`, reusing the saved spectra: 3 real transforms forward, 3 backward.
+    u: (B, H, L), k: (H, Lk <= n) -> (B, H, L).
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, k: Tensor, n: int) -> Tensor:  # type: ignore[override]
+        u_f = torch.fft.rfft(u, n=n)  # (B, H, n/2+1)
+        k_f = torch.fft.rfft(k, n=n)  # (H, n/2+1)
+        ctx.save_for_backward(u_f, k_f)
+        ctx.n, ctx.L, ctx.Lk = n, u.shape[-1], k.shape[-1]
+        return torch.fft.irfft(u_f * k_f, n=n)[..., : u.shape[-1]]
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        u_f, k_f = ctx.saved_tensors
+        g_f = torch.fft.rfft(g, n=ctx.n)
+        grad_u = grad_k = None
+        if ctx.needs_input_grad[0]:
+            grad_u = torch.fft.irfft(g_f * k_f.conj(), n=ctx.n)[..., : ctx.L]
+        if ctx.needs_input_grad[1]:
+            grad_k = torch.fft.irfft((g_f * u_f.conj()).sum(0), n=ctx.n)[..., : ctx.Lk]
+        return grad_u, grad_k, None
+
+
 def fft_conv(u: Tensor, K: Tensor, D: Tensor | None = None, bidirectional: bool = False) -> Tensor:
     """Long convolution of `u` with `K` via real FFTs at the next fast size >= 2L (no circular wrap-around).
 
@@ -180,9 +209,7 @@ def fft_conv(u: Tensor, K: Tensor, D: Tensor | None = None, bidirectional: bool 
         k = F.pad(K[0], (0, n - K.shape[-1])) + F.pad(K[1].flip(-1), (n - K.shape[-1], 0))
     else:
         k = K
-    k_f = torch.fft.rfft(k, n=n)  # (H, n/2+1)
-    u_f = torch.fft.rfft(u, n=n)  # (B, H, n/2+1)
-    y = torch.fft.irfft(u_f * k_f, n=n)[..., :L]
+    y = _FFTConv.apply(u, k, n)
     if D is not None:
         y = y + D[:, None] * u
     return y.to(u.dtype)
