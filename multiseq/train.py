@@ -6,7 +6,7 @@
 
 A dataset is anything with `__len__` and `ds[i] -> (raw_input, label)`; optional attributes `num_classes`, `pair`
 (items are `(doc1, doc2)` for dual-encoder models), `adapter` (an `AdapterConfig` the model must use), `labels`
-(class names) and `task` (a name). Batches are collated by the model's own adapter.
+(every example's label), `label_names` (class names) and `task` (a name). Batches are collated by the model's own adapter.
 
 Exactness of `resume`: the data order is a pure function of (seed, position), the learning-rate schedule a pure
 function of the step, and the optimiser, RNG states and data position are checkpointed; on CPU with
@@ -145,16 +145,16 @@ class InMemoryDataset(torch.utils.data.Dataset):
     ) -> None:
         if len(inputs) != len(labels):
             raise ValueError(f"{len(inputs)} inputs but {len(labels)} labels")
-        self.inputs, self.targets = list(inputs), [int(y) for y in labels]
-        self.num_classes = num_classes or (max(self.targets) + 1 if self.targets else 1)
+        self.inputs, self.labels = list(inputs), np.asarray([int(y) for y in labels], dtype=np.int64)
+        self.num_classes = num_classes or (int(self.labels.max()) + 1 if len(self.labels) else 1)
         self.adapter, self.pair, self.task = adapter, pair, task
-        self.labels = list(label_names) if label_names else [str(i) for i in range(self.num_classes)]
+        self.label_names = list(label_names) if label_names else [str(i) for i in range(self.num_classes)]
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
-        return self.inputs[i], self.targets[i]
+        return self.inputs[i], int(self.labels[i])
 
 
 @dataclass
@@ -279,6 +279,14 @@ def model_for_data(model: str | ModelConfig | nn.Module, data: Any, device: Any 
     built = create_model(model, device=device, **changes)
     _check_model_fits(built, data)
     return built
+
+
+def class_names(data: Any, num_classes: int) -> list[str]:
+    """The data's `label_names` if it has them (one per class), else "0", "1", ..."""
+    names = getattr(data, "label_names", None)
+    if names is not None and len(names) == num_classes:
+        return [str(n) for n in names]
+    return [str(i) for i in range(num_classes)]
 
 
 def _check_model_fits(model: nn.Module, data: Any) -> None:
@@ -562,12 +570,12 @@ def _fit(model, train_data, val_data, cfg, out, resume, progress, device, task_i
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, total // 20)
 
     run_dir = Path(out) if out is not None else None
-    labels = list(getattr(train_data, "labels", None) or [str(i) for i in range(net.config.num_classes)])
+    labels = class_names(train_data, net.config.num_classes)
     run_config = {
         "model": net.config.to_dict(),
         "train": cfg.to_dict(),
         "task": task_info or {"task": getattr(train_data, "task", type(train_data).__name__), "train_size": n},
-        "labels": labels,
+        "class_names": labels,
         "world_size": world,
     }
     optimizer = torch.optim.AdamW(param_groups(net, cfg.lr, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
@@ -677,7 +685,7 @@ def _checkpoint(run_dir, done, net, optimizer, cfg, world, dev, rank, n, labels)
         state = {"position": done * cfg.batch_size, "train_size": n, "optimizer": opt_desc, "schedule_step": done, **host_state}
         save_training_checkpoint(
             run_dir / "checkpoints", done, net, {**opt_tensors, **rng, **host_tensors}, state, keep=cfg.keep,
-            extra_metadata={"labels": json.dumps(labels)},
+            extra_metadata={"class_names": json.dumps(labels)},
         )
     _barrier(world)
 
@@ -740,7 +748,7 @@ def _load_checkpoint(path: Path, net, optimizer, rank, dev, n) -> int:
 
 
 def _finish_run(run_dir: Path, net, labels, last) -> None:
-    save_model(net, run_dir / "model.safetensors", extra_metadata={"labels": json.dumps(labels)})
+    save_model(net, run_dir / "model.safetensors", extra_metadata={"class_names": json.dumps(labels)})
     records = _read_metrics(run_dir / "metrics.jsonl")
     evals = [r for r in records if r.get("kind") == "eval"]
     if evals and "eval" not in last:

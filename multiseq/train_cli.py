@@ -36,7 +36,7 @@ def _kv(text: str) -> tuple[str, Any]:
 
 
 class Subset:
-    """The first `limit` items of a dataset, keeping its attributes (num_classes, adapter, pair, labels, task)."""
+    """The first `limit` items of a dataset, keeping its attributes (num_classes, adapter, pair, task, ...)."""
 
     def __init__(self, data: Any, limit: int) -> None:
         self.data, self.limit = data, min(limit, len(data))
@@ -48,6 +48,10 @@ class Subset:
         if not -self.limit <= i < self.limit:
             raise IndexError(i)
         return self.data[i % self.limit]
+
+    @property
+    def labels(self) -> Any:
+        return self.data.labels[: self.limit]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["data"], name)
@@ -93,7 +97,7 @@ def _load(path: str, device: str | None) -> tuple[Any, list[str]]:
     file = resolve_model_file(path)
     model = load_model(file, device=None if device in (None, "auto") else device)
     _, meta = read_checkpoint(file)
-    labels = json.loads(meta.get("labels", "null")) or [str(i) for i in range(model.config.num_classes)]
+    labels = json.loads(meta.get("class_names", "null")) or [str(i) for i in range(model.config.num_classes)]
     return model, labels
 
 

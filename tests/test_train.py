@@ -147,7 +147,7 @@ def test_fit_writes_run_dir_and_learns(tmp_path):
     assert recs[-1]["kind"] == "eval" and recs[-1]["n"] == 32
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["train"]["steps"] == 12 and cfg["labels"] == ["b>=a", "a>b"]
+    assert cfg["train"]["steps"] == 12 and cfg["class_names"] == ["b>=a", "a>b"]
     loaded = multiseq.checkpoint.load_model(out / "model.safetensors")
     for p, q in zip(loaded.parameters(), res.model.parameters()):
         assert torch.equal(p, q)
