@@ -81,17 +81,24 @@ def plot(record: dict[str, Any], path: str) -> str:
 
     res = record["results"]
     groups = sorted({(e["mode"], e["threads"]) for e in res})
-    fig, axes = plt.subplots(len(groups), 2, figsize=(12, 4.2 * len(groups)), squeeze=False)
+    names = list(dict.fromkeys(e["block"] for e in res))
+    colors = plt.get_cmap("tab20")
+    markers = "osD^v<>ph*"
+    labelled: set[str] = set()
+    fig, axes = plt.subplots(len(groups), 2, figsize=(15, 4.5 * len(groups)), squeeze=False)
     for row, (mode, t) in enumerate(groups):
         rows = [e for e in res if e["mode"] == mode and e["threads"] == t]
         for b in dict.fromkeys(e["block"] for e in rows):
             ok = sorted((e for e in rows if e["block"] == b and e.get("status") == "ok"), key=lambda e: e["length"])
             if not ok:
                 continue
-            style = "--" if b.startswith("peer:") else ("-." if b.startswith("attention") else "-")
+            i = names.index(b)
+            style = dict(linestyle="--" if b.startswith("peer:") else ("-." if b.startswith("attention") else "-"),
+                         marker=markers[i % len(markers)], color=colors(i % 20))
             xs = [e["length"] for e in ok]
-            axes[row][0].plot(xs, [e["median_ms"] for e in ok], style, marker="o", label=b)
-            axes[row][1].plot(xs, [max(e.get("peak_mem_mb") or 0, 1e-2) for e in ok], style, marker="o", label=b)
+            axes[row][0].plot(xs, [e["median_ms"] for e in ok], label=b if b not in labelled else None, **style)
+            labelled.add(b)
+            axes[row][1].plot(xs, [max(e.get("peak_mem_mb") or 0, 1e-2) for e in ok], **style)
         for col, (ylabel, title) in enumerate((("median time (ms)", "time"), ("peak memory (MB)", "memory"))):
             ax = axes[row][col]
             ax.set_xscale("log", base=2)
@@ -100,8 +107,9 @@ def plot(record: dict[str, Any], path: str) -> str:
             ax.set_ylabel(ylabel)
             ax.set_title(f"{title}, {mode}, {t} threads")
             ax.grid(True, which="both", alpha=0.3)
-        axes[row][1].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
+    ncol = max(1, -(-len(names) // (16 * len(groups))))  # about 16 entries per column per row of panels
+    fig.legend(loc="center right", fontsize=7, ncol=ncol)
+    fig.tight_layout(rect=(0, 0, 1 - 0.12 * ncol, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
