@@ -19,11 +19,14 @@ def paper_ls(blk, x, mask):
     H, w, r = blk.heads, blk.window, blk.rank
     d = D // H
     causal, cls = blk.causal, blk.cls
-    q, k, v = F.linear(x, blk.qkv.weight, blk.qkv.bias).split(D, dim=-1)
+    # The block computes W_q, W_k, W_v and W_P in one GEMM; split its weight into the paper's four matrices.
+    w_q, w_k, w_v, w_p = blk.qkv.weight.split([D, D, D, H * r])
+    b_q, b_k, b_v, b_p = blk.qkv.bias.split([D, D, D, H * r])
+    q, k, v = F.linear(x, w_q, b_q), F.linear(x, w_k, b_k), F.linear(x, w_v, b_v)
     ln_l = lambda t: F.layer_norm(t, (D,), blk.ln_local.weight, blk.ln_local.bias, blk.ln_local.eps)  # noqa: E731
     ln_g = lambda t: F.layer_norm(t, (D,), blk.ln_global.weight, blk.ln_global.bias, blk.ln_global.eps)  # noqa: E731
     kl, vl = ln_l(k), ln_l(v)
-    scores = F.linear(x, blk.proj.weight, blk.proj.bias).reshape(B, L, H, r)
+    scores = F.linear(x, w_p, b_p).reshape(B, L, H, r)
     o = 1 if cls else 0
     n = L - o  # sequence length seen by the window
     y = torch.zeros(B, L, H, d, dtype=x.dtype)

@@ -171,46 +171,74 @@ def _blocked(
     if kpm is None:
         kpm = torch.ones(B, L, dtype=torch.bool, device=q.device)
     # (B, H, L, d) -> (B, n, H, ...): segments become batch entries of a single 4-D SDPA call.
-    qs = rearrange(F.pad(q, (0, 0, 0, pad)), "b h (n c) d -> (b n) h c d", c=w)
-
-    def tiles(t: Tensor) -> Tensor:
-        # Segment tiles (step w, so only ~2x the keys; not one copy per position): (B, H, n, span, d).
-        t = F.pad(t, (0, 0, half, right)).unfold(2, span, w)  # (B, H, n, d, span)
-        return rearrange(t, "b h n d c -> b n h c d")
-
-    kw, vw = tiles(k), tiles(v)
+    qs = rearrange(F.pad(q, (0, 0, 0, pad)) if pad else q, "b h (n c) d -> (b n) h c d", c=w)
+    kw = _Tiles.apply(k, kg, w, n, causal)
+    vw = _Tiles.apply(v, vg, w, n, causal)
     mw = F.pad(kpm, (half, right), value=False).unfold(1, span, w)  # (B, n, span)
-    if causal:
+    if not causal:
+        # (B, n, 1, r + span): every query of a segment sees the same keys, the global ones always.
+        allowed = F.pad(mw, (r, 0), value=True)[:, :, None, :]
+    else:
         a = torch.arange(w, device=q.device)[:, None]
         c = torch.arange(span, device=q.device)[None, :]
         local = mw[:, :, None, :] & (c <= a + half)  # (B, n, w, span): key position j = s*w - half + c <= i
-    else:
-        local = mw[:, :, None, :]  # (B, n, 1, span): every query of a segment sees the same keys
-    if r:
-        kg_t = rearrange(kg, "b h r d -> b 1 h r d").expand(B, n, H, r, d)
-        vg_t = rearrange(vg, "b h r d -> b 1 h r d").expand(B, n, H, r, d)
-        kw, vw = torch.cat([kg_t, kw], dim=3), torch.cat([vg_t, vw], dim=3)
-        if causal:
-            glob = (torch.arange(r, device=q.device)[None, :] // per) < torch.arange(n, device=q.device)[:, None]
-            glob = glob[None, :, None, :].expand(B, n, local.shape[2], r)
-        else:
-            glob = torch.ones(B, n, local.shape[2], r, dtype=torch.bool, device=q.device)
-        allowed = torch.cat([glob, local], dim=-1)
-    else:
-        allowed = local
-    kw = rearrange(kw, "b n h c d -> (b n) h c d")
-    vw = rearrange(vw, "b n h c d -> (b n) h c d")
+        glob = (torch.arange(r, device=q.device)[None, :] // max(per, 1)) < torch.arange(n, device=q.device)[:, None]
+        allowed = torch.cat([glob[None, :, None, :].expand(B, n, w, r), local], dim=-1)
     allowed = rearrange(allowed, "b n a c -> (b n) 1 a c")
-    any_key = allowed.any(-1, keepdim=True)
-    # Rows with no visible key would give NaN in softmax: let them see everything, then zero them.
-    out = F.scaled_dot_product_attention(qs, kw, vw, attn_mask=allowed | ~any_key)  # (B*n, H, w, d)
-    out = out * any_key.to(out.dtype)
+    if r and not causal:  # every row sees the global keys
+        out = F.scaled_dot_product_attention(qs, kw, vw, attn_mask=allowed)  # (B*n, H, w, d)
+    else:
+        any_key = allowed.any(-1, keepdim=True)
+        # Rows with no visible key would give NaN in softmax: let them see everything, then zero them.
+        out = F.scaled_dot_product_attention(qs, kw, vw, attn_mask=allowed | ~any_key)
+        out = out * any_key.to(out.dtype)
     return rearrange(out, "(b n) h c d -> b h (n c) d", b=B)[:, :, :L]
 
 
-def dynamic_projection(
-    scores: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, segment: int | None = None
-) -> tuple[Tensor, Tensor]:
+class _Tiles(torch.autograd.Function):
+    """Keys of every segment, global ones first: (B, H, L, d), (B, H, r, d) -> (B*n, H, r + span, d).
+
+    Forward writes one buffer slice by slice (one pass, no padded copy): the global keys, the last `w // 2`
+    positions of the previous segment, the segment itself and (bidirectional) the first `w // 2` of the next one;
+    positions outside the sequence are zeros (masked by the caller). Backward folds the tile gradients back onto
+    the sequence in one pass, instead of autograd's clone of the whole buffer per slice assignment.
+    """
+
+    @staticmethod
+    def forward(ctx, t: Tensor, g: Tensor, w: int, n: int, causal: bool) -> Tensor:  # type: ignore[override]
+        B, H, L, d = t.shape
+        r, half = g.shape[2], w // 2
+        span = w + half if causal else w + 2 * half
+        pad = n * w - L
+        seg = rearrange(F.pad(t, (0, 0, 0, pad)) if pad else t, "b h (n c) d -> b n h c d", c=w)
+        buf = t.new_empty(B, n, H, r + span, d)
+        if r:
+            buf[:, :, :, :r] = g[:, None]
+        buf[:, :, :, r + half : r + half + w] = seg
+        if half:
+            buf[:, :1, :, r : r + half] = 0
+            buf[:, 1:, :, r : r + half] = seg[:, :-1, :, w - half :]
+            if not causal:
+                buf[:, -1:, :, r + half + w :] = 0
+                buf[:, :-1, :, r + half + w :] = seg[:, 1:, :, :half]
+        ctx.dims = (B, L, r, half, w, causal)
+        return rearrange(buf, "b n h c d -> (b n) h c d")
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        B, L, r, half, w, causal = ctx.dims
+        gb = rearrange(grad, "(b n) h c d -> b n h c d", b=B)
+        g_glob = gb[:, :, :, :r].sum(1) if r else None  # (B, H, r, d)
+        g_seg = gb[:, :, :, r + half : r + half + w].clone()  # (B, n, H, w, d)
+        if half:
+            g_seg[:, :-1, :, w - half :] += gb[:, 1:, :, r : r + half]
+            if not causal:
+                g_seg[:, 1:, :, :half] += gb[:, :-1, :, r + half + w :]
+        g_t = rearrange(g_seg, "b n h c d -> b h (n c) d")[:, :, :L]
+        return g_t, g_glob, None, None, None
+
+
+def dynamic_projection(scores: Tensor, kv: Tensor, mask: Tensor | None, segment: int | None = None) -> Tensor:
     """Dynamic low-rank projection of keys and values (Transformer-LS long branch).
 
     `P = softmax(scores)` over the sequence axis (per segment of `segment` positions when given), padding
@@ -218,35 +246,34 @@ def dynamic_projection(
 
     Args:
         scores: (B, L, H, r) projection logits computed from the layer input.
-        k, v: (B, L, H, d).
+        kv: (B, L, T, H, d): keys and values stacked (T = 2), or any T tensors to project with the same P.
         mask: (B, L) bool, True = real.
         segment: None (one projection of the whole sequence), or a segment length (causal: `ceil(L/segment)`
             groups of r projections each, segment-major).
 
     Returns:
-        k_bar, v_bar: (B, H, r, d), or (B, H, ceil(L/segment) * r, d) with `segment`.
+        (T, B, H, r, d), or (T, B, H, ceil(L/segment) * r, d) with `segment`.
     """
     B, L, H, r = scores.shape
     s = scores if scores.dtype == torch.float64 else scores.float()  # softmax in at least fp32
-    if mask is None:
-        mask = torch.ones(B, L, dtype=torch.bool, device=scores.device)
     if segment is None:
         segment = max(L, 1)
     n = -(-L // segment)
     pad = n * segment - L
-    s = F.pad(s, (0, 0, 0, 0, 0, pad))
-    m = F.pad(mask, (0, pad), value=False)
+    if pad:
+        s = F.pad(s, (0, 0, 0, 0, 0, pad))
+        kv = F.pad(kv, (0, 0, 0, 0, 0, 0, 0, pad))
+        mask = F.pad(mask if mask is not None else torch.ones(B, L, dtype=torch.bool, device=s.device), (0, pad))
     s = rearrange(s, "b (n c) h r -> b n c h r", c=segment)
-    m = rearrange(m, "b (n c) -> b n c 1 1", c=segment)
-    s = s.masked_fill(~m, float("-inf"))
-    real = m.any(2, keepdim=True)
-    p = torch.softmax(s.masked_fill(~real, 0.0), dim=2) * real  # (B, n, c, H, r), fp32
-    p = p.to(k.dtype)
-    kp = rearrange(F.pad(k, (0, 0, 0, 0, 0, pad)), "b (n c) h d -> b n c h d", c=segment)
-    vp = rearrange(F.pad(v, (0, 0, 0, 0, 0, pad)), "b (n c) h d -> b n c h d", c=segment)
-    k_bar = torch.einsum("bnchr,bnchd->bhnrd", p, kp)
-    v_bar = torch.einsum("bnchr,bnchd->bhnrd", p, vp)
-    return rearrange(k_bar, "b h n r d -> b h (n r) d"), rearrange(v_bar, "b h n r d -> b h (n r) d")
+    if mask is not None:
+        m = rearrange(mask, "b (n c) -> b n c 1 1", c=segment)
+        s = s.masked_fill(~m, float("-inf"))
+    p = torch.softmax(s, dim=2)  # (B, n, c, H, r)
+    if mask is not None and not bool(m.any(2).all()):
+        p = p.nan_to_num(0.0)  # a group with no real position: softmax over all -inf is NaN; project to zeros
+    kv = rearrange(kv, "b (n c) t h d -> b n c t h d", c=segment)
+    bar = torch.einsum("bnchr,bncthd->tbhnrd", p.to(kv.dtype), kv)  # one batched product for all T
+    return rearrange(bar, "t b h n r d -> t b h (n r) d")
 
 
 @register_block("ls")
@@ -290,7 +317,8 @@ class LongShortBlock(MultiHeadBlock):
             raise ValueError("cls=True (a global CLS token) is for bidirectional models; the causal block has none")
         self.rank, self.conv_kernel, self.cls = rank, conv_kernel, bool(cls)
         f = dict(device=kwargs.get("device"), dtype=kwargs.get("dtype"))
-        self.proj = nn.Linear(dim, self.heads * rank, **f)  # W_P: dynamic projection logits from the input
+        # One GEMM for W_q, W_k, W_v and W_P (the dynamic-projection logits, computed from the same input).
+        self.qkv = nn.Linear(dim, 3 * dim + self.heads * rank, bias=kwargs.get("qkv_bias", True), **f)
         self.ln_local = nn.LayerNorm(dim, **f)  # DualLN: LN_L on window keys/values
         self.ln_global = nn.LayerNorm(dim, **f)  # DualLN: LN_G on projected keys/values
         self.conv = None
@@ -303,23 +331,24 @@ class LongShortBlock(MultiHeadBlock):
         H = self.heads
         if mask is None:
             mask = torch.ones(B, L, dtype=torch.bool, device=x.device)
-        q, k, v = rearrange(self.qkv(x), "b l (t hd) -> t b l hd", t=3)  # each (B, L, D)
-        scores = rearrange(self.proj(x), "b l (h r) -> b l h r", h=H)
-        k_heads = rearrange(k, "b l (h d) -> b l h d", h=H)
-        v_heads = rearrange(v, "b l (h d) -> b l h d", h=H)
+        proj = self.qkv(x)  # (B, L, 3D + H*r)
+        q, kv, scores = proj.split([D, 2 * D, H * self.rank], dim=-1)
+        kv_heads = rearrange(kv, "b l (t h d) -> b l t h d", t=2, h=H)
+        scores = rearrange(scores, "b l (h r) -> b l h r", h=H)
         start = 1 if self.cls else 0
         seq_mask = mask[:, start:]
         kg, vg = dynamic_projection(
-            scores[:, start:], k_heads[:, start:], v_heads[:, start:], seq_mask, self.window if self.causal else None
-        )  # (B, H, R, d)
+            scores[:, start:], kv_heads[:, start:], seq_mask, self.window if self.causal else None
+        )  # (B, H, R, d) each
         if self.cls:
-            kg = torch.cat([rearrange(k_heads[:, :1], "b 1 h d -> b h 1 d"), kg], dim=2)
-            vg = torch.cat([rearrange(v_heads[:, :1], "b 1 h d -> b h 1 d"), vg], dim=2)
-        kg = self._norm_heads(self.ln_global, kg)
-        vg = self._norm_heads(self.ln_global, vg)
+            kg = torch.cat([rearrange(kv_heads[:, :1, 0], "b 1 h d -> b h 1 d"), kg], dim=2)
+            vg = torch.cat([rearrange(kv_heads[:, :1, 1], "b 1 h d -> b h 1 d"), vg], dim=2)
+        # DualLN: LN_G on the projected keys and values together, LN_L on the local ones together.
+        g = self.ln_global(rearrange([kg, vg], "t b h r d -> b r t (h d)"))
+        kg, vg = rearrange(g, "b r t (h d) -> t b h r d", h=H)
+        loc = self.ln_local(rearrange(kv, "b l (t hd) -> b l t hd", t=2))
+        kl, vl = rearrange(loc, "b l t (h d) -> t b h l d", h=H)
         qh = rearrange(q, "b l (h d) -> b h l d", h=H)
-        kl = rearrange(self.ln_local(k), "b l (h d) -> b h l d", h=H)
-        vl = rearrange(self.ln_local(v), "b l (h d) -> b h l d", h=H)
         y = long_short_attention(
             qh[:, :, start:], kl[:, :, start:], vl[:, :, start:], kg, vg, self.window, seq_mask, self.causal
         )
@@ -331,12 +360,8 @@ class LongShortBlock(MultiHeadBlock):
             y0 = F.scaled_dot_product_attention(qh[:, :, :1], keys, vals, attn_mask=allowed[:, None, None, :])
             y = torch.cat([y0, y], dim=2)
         if self.conv is not None:
-            y = y + self._conv_v(v_heads, mask)
+            y = y + self._conv_v(kv_heads[:, :, 1], mask)
         return self.drop(self.out(rearrange(y, "b h l d -> b l (h d)")))
-
-    def _norm_heads(self, ln: nn.LayerNorm, t: Tensor) -> Tensor:
-        # LN over the concatenated heads (the full width), as on the local branch.
-        return rearrange(ln(rearrange(t, "b h r d -> b r (h d)")), "b r (h d) -> b h r d", h=self.heads)
 
     def _conv_v(self, v: Tensor, mask: Tensor) -> Tensor:
         """Depthwise convolution along the sequence, one kernel per head shared over its channels -> (B, H, L, d)."""
