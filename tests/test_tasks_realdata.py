@@ -268,3 +268,12 @@ def test_image_full_shared_archive():
     tr, va = tasks.get("image"), tasks.get("image", split="val")
     assert (len(tr), len(va)) == (45_000, 5_000)
     assert np.bincount(va.labels, minlength=10).min() > 400
+
+
+def test_archive_limits_refuse_bombs():
+    from multiseq.tasks._archive import iter_files
+
+    with pytest.raises(DataError, match="decompression bomb"):
+        list(iter_files(IMDB, lambda n: True, max_total=100_000))
+    with pytest.raises(DataError, match="more than the 100 allowed per file"):
+        list(iter_files(CIFAR, lambda n: True, max_member=100))
