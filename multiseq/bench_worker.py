@@ -115,11 +115,12 @@ def machine_probe(device: str, threads: int, dtype: str = "float32") -> dict[str
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    n = 2048 if dev.type == "cpu" else 8192
+    # Large enough to run at the BLAS peak and to stream from memory, small enough to probe in about a second.
+    n = 1536 if dev.type == "cpu" else 8192
     a = torch.randn(n, n, device=dev, dtype=dt)
     b = torch.randn(n, n, device=dev, dtype=dt)
     t_mm = best(lambda: a @ b, 5)
-    numel = (64 if dev.type == "cpu" else 512) * 2**20
+    numel = (32 if dev.type == "cpu" else 512) * 2**20
     src = torch.randn(numel, device=dev, dtype=dt)
     dst = torch.empty_like(src)
     t_cp = best(lambda: dst.copy_(src), 7)
