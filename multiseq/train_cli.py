@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -57,7 +58,9 @@ class Subset:
         return getattr(self.__dict__["data"], name)
 
 
-def load_task(name: str, split: str, options: dict[str, Any] | None = None, limit: int | None = None) -> Any:
+def load_task(
+    name: str, split: str, options: dict[str, Any] | None = None, limit: int | None = None, progress: bool = False
+) -> Any:
     """A dataset split by task name (`multiseq.tasks.get`) or `module:function`; optionally its first `limit` items."""
     options = dict(options or {})
     if ":" in name:
@@ -72,8 +75,18 @@ def load_task(name: str, split: str, options: dict[str, Any] | None = None, limi
             tasks = importlib.import_module("multiseq.tasks")
         except ImportError as e:
             raise ConfigError(f"task {name!r}: the task registry multiseq.tasks is not available ({e})") from None
+        if progress and "progress" not in options and _takes(tasks, name, "progress"):
+            options["progress"] = True  # a bar while a generated task is being made
         data = tasks.get(name, split=split, **options)
     return Subset(data, limit) if limit else data
+
+
+def _takes(tasks: Any, name: str, option: str) -> bool:
+    try:
+        factory, fixed = tasks._factory(name)
+    except Exception:  # unknown names are reported by tasks.get itself
+        return False
+    return option in inspect.signature(factory).parameters and option not in fixed
 
 
 def resolve_model_file(path: str | os.PathLike) -> Path:
@@ -167,8 +180,8 @@ def run_train(args: argparse.Namespace) -> int:
     _threads(args)
     recipe = _recipe(args.model)
     opts = _task_options(args)
-    train = load_task(args.task, "train", opts, args.train_limit)
-    val = None if args.val_split == "none" else load_task(args.task, args.val_split, opts, args.val_limit)
+    train = load_task(args.task, "train", opts, args.train_limit, progress=not args.quiet)
+    val = None if args.val_split == "none" else load_task(args.task, args.val_split, opts, args.val_limit, not args.quiet)
     steps, epochs = args.steps, args.epochs
     if steps is None and epochs is None:
         epochs = recipe.get("epochs", 1.0)

@@ -219,3 +219,21 @@ def test_data_contract_errors():
     assert res.model.is_dual
     with pytest.raises(ConfigError, match="divisible"):
         fit(_tiny_model(), _data(n=8), steps=1, batch_size=6, accumulate=4, progress=False)
+
+
+def test_eval_and_predict_commands_agree_with_the_python_api(tmp_path, capsys):
+    from multiseq.cli import main
+
+    out = tmp_path / "run"
+    res = fit(_tiny_model(), _data(n=32), steps=4, batch_size=8, out=out, progress=False)
+    opts = ["--task", "multiseq.demo:count_task", "--task-option", "length=24", "--task-option", "n=40"]
+    capsys.readouterr()
+    assert main(["eval", str(out), *opts, "--split", "val", "--json", "--quiet"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = evaluate(res.model, count_task("val", n=40, length=24))
+    assert got["accuracy"] == want["accuracy"] and got["confusion"] == want["confusion"]
+    texts = ["aaaaaaaaaaaabbbc", "bbbbbbbbbbbbbaac"]
+    assert main(["predict", str(out), *texts, "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["class"] for r in lines] == res.model.predict(texts).tolist()
+    assert {r["label"] for r in lines} <= {"b>=a", "a>b"}
