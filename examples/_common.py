@@ -20,16 +20,16 @@ import torch
 class View:
     """A seeded, class-balanced subset of a task dataset, seen through an optional function on its inputs.
 
-    It carries the attributes `multiseq.train.fit` reads; `labels` are the class names here (a task dataset's
-    per-item label array is kept as `targets`). Task datasets list items class by class, so a plain prefix
-    (`size=`) would hold one class only; this subset interleaves them.
+    It carries the attributes `multiseq.train.fit` reads: `labels` (every item's label), `label_names` (class
+    names), `num_classes`, `pair`, `task`. Task datasets list items class by class, so a plain prefix (`size=`)
+    would hold one class only; this subset interleaves them.
     """
 
     def __init__(self, ds: Any, names: list[str], size: int | None = None, seed: int = 0,
                  transform: Callable[[Any], Any] | None = None) -> None:
         import numpy as np
 
-        self.ds, self.transform, self.labels = ds, transform, list(names)
+        self.ds, self.transform, self.label_names = ds, transform, list(names)
         self.num_classes, self.pair, self.task = ds.num_classes, ds.pair, ds.task
         targets = np.asarray(ds.labels)
         rng = np.random.default_rng(seed)
@@ -38,7 +38,7 @@ class View:
         order = [int(g[k]) for k in range(max(map(len, per_class))) for g in per_class if k < len(g)]
         order = order[: size or len(order)]
         self.indices = [order[i] for i in rng.permutation(len(order))]
-        self.targets = targets[self.indices]
+        self.labels = targets[self.indices]
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -96,7 +96,8 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise InputError(f"fit needs at least two classes in y, got {classes.tolist()}")
         config = self._model_config(len(classes))
-        train = InMemoryDataset(inputs, y_idx.tolist(), num_classes=len(classes), task=type(self).__name__)
+        train = InMemoryDataset(inputs, y_idx.tolist(), num_classes=len(classes), task=type(self).__name__,
+                                label_names=[str(c) for c in classes])
         train_config = TrainConfig(
             steps=self.steps,
             epochs=None if self.steps is not None else self.epochs,
