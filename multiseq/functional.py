@@ -8,6 +8,7 @@ from multiseq.blocks.attention import (
     local_attention_ref,
     sdpa_attention,
 )
+from multiseq.blocks.contextpool import context_pool, context_pool_ref
 from multiseq.blocks.ls import long_short_attention, long_short_attention_ref
 from multiseq.blocks.mega_ops import chunk_attention, chunk_attention_ref, ema, ema_ref, laplace
 from multiseq.blocks.s4_kernels import (
@@ -24,3 +25,4 @@ __all__ = [
     "chunk_attention", "chunk_attention_ref", "ema", "ema_ref", "laplace",
     "attention_ref", "band_mask", "local_attention", "local_attention_ref", "sdpa_attention"]
 __all__ += ["long_short_attention", "long_short_attention_ref"]
+__all__ += ["context_pool", "context_pool_ref"]
