@@ -120,6 +120,7 @@ def test_get_generates_once_into_the_cache_and_has_the_contract(tmp_path):
     ds = tasks.get("listops", split="val", root=tmp_path, size=25, seed=3, workers=1)
     assert (ds.task, ds.num_classes, ds.pair, len(ds)) == ("listops", 10, False, 25)
     assert ds.adapter == AdapterConfig("listops", max_length=2000)
+    assert ds.label_names == [str(k) for k in range(10)]
     src, label = ds[3]
     assert isinstance(src, str) and isinstance(label, int) and label == ds.labels[3] == lo.evaluate(src)
     mtime = os.stat(ds.path).st_mtime_ns

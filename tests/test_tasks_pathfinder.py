@@ -121,6 +121,7 @@ def test_dataset_balance_pixels_layout_and_regeneration(val48):
     assert (ds.task, ds.num_classes, ds.pair, len(ds)) == ("pathfinder", 2, False, 48)
     assert ds.adapter.kind == "pixels" and ds.adapter.max_length == 1024
     assert ds.adapter.options["image_size"] == [32, 32]
+    assert ds.label_names == ["disconnected", "connected"]
     x, mask = build_adapter(ds.adapter)([ds[0][0], ds[1][0]])  # pixel tokens are the pixel values, row-major
     assert x.shape == (2, 1024) and mask.all() and x[1].tolist() == ds[1][0].reshape(-1).tolist()
     # label balance: 48 fair coin flips fall in 12..36 with probability > 0.999

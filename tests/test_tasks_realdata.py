@@ -53,6 +53,7 @@ def test_text_splits_labels_and_contract(imdb_files):
     tr, va = tasks.get("text", root=IMDB), tasks.get("text", split="val", root=IMDB)
     assert (len(tr), len(va)) == (270, 30) and (tr.task, tr.num_classes, tr.pair) == ("text", 2, False)
     assert tr.adapter.kind == "bytes" and tr.adapter.max_length == 4096
+    assert tr.label_names == ["negative", "positive"]
     texts_tr = {tr[i][0] for i in range(len(tr))}
     texts_va = {va[i][0] for i in range(len(va))}
     assert not texts_tr & texts_va and len(texts_tr | texts_va) == 300
@@ -182,6 +183,7 @@ def test_images_from_archive_labels_pixels_and_views():
     files = _members(CIFAR)
     tr, va = tasks.get("image", root=CIFAR), tasks.get("image", split="val", root=CIFAR)
     assert (len(tr), len(va), tr.num_classes) == (270, 30, 10) and list(tr.classes) == list(CIFAR10_CLASSES)
+    assert tr.label_names == list(CIFAR10_CLASSES)
     decoded = {np.asarray(Image.open(io.BytesIO(v)).convert("RGB")).tobytes(): CIFAR10_CLASSES.index(k.split("/")[-2])
                for k, v in files.items()}
     keys = set()

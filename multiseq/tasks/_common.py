@@ -135,6 +135,7 @@ class TaskDataset(Dataset):
         adapter: an `AdapterConfig` that turns these raw inputs into `(x, mask)`.
         labels: every label (int64 array), readable without loading inputs.
         skipped: messages of the items skipped under `on_error='skip'` (empty otherwise).
+        label_names: a name per class (for reports and confusion matrices).
     """
 
     task: str = ""
@@ -149,6 +150,11 @@ class TaskDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def label_names(self) -> list[str]:
+        names = getattr(self, "_label_names", None)
+        return list(names) if names else [str(k) for k in range(self.num_classes)]
 
     def __getitem__(self, i: int) -> tuple[Any, int]:  # pragma: no cover - abstract
         raise NotImplementedError

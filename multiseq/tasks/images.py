@@ -270,6 +270,7 @@ class ImageDataset(TaskDataset):
         self._src, self._idx = src, idx
         self.labels = src.labels[idx]
         self.classes = src.classes
+        self._label_names = tuple(src.classes)
         self.num_classes = len(src.classes)
         shape = src.image(int(idx[0])).shape if len(idx) else (32, 32, 3)
         self.image_size = (int(shape[0]), int(shape[1]))

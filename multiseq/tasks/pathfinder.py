@@ -203,6 +203,7 @@ class PathfinderDataset(TaskDataset):
     """
 
     num_classes = 2
+    _label_names = ("disconnected", "connected")
 
     def __init__(
         self,

@@ -129,6 +129,7 @@ class RetrievalDataset(TaskDataset):
     task = "retrieval"
     num_classes = 2
     pair = True
+    _label_names = ("unrelated", "related")
 
     def __init__(
         self,

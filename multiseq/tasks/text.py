@@ -160,6 +160,7 @@ class IMDbDataset(TaskDataset):
 
     task = "text"
     num_classes = 2
+    _label_names = ("negative", "positive")
 
     def __init__(
         self,
