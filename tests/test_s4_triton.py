@@ -1,4 +1,4 @@
-"""The Triton log-Vandermonde kernel against its reference, forward and backward, under the Triton interpreter
+"""The Triton log-Vandermonde and Cauchy kernels against their references, forward and backward, under the Triton interpreter
 (CPU), in a subprocess because TRITON_INTERPRET must be set before triton is imported."""
 
 from __future__ import annotations
@@ -36,6 +36,27 @@ SCRIPT = textwrap.dedent(
             err_f = float((f.to(t.dtype) - t).abs().max())
             err_p = float((p.to(t.dtype) - t).abs().max())
             assert err_f <= 2 * err_p + 1e-5 * scale, (H, N, L, err_f, err_p)
+
+    from multiseq.kernels.triton_s4 import triton_cauchy
+    from multiseq.blocks.s4_kernels import _cauchy_chunk
+
+    for H, N, K in [(2, 3, 5), (1, 20, 70)]:  # K = 70 > one block; alpha = 0 at k = 0 meets padded modes
+        v = torch.randn(4, H, N, dtype=torch.complex128, requires_grad=True)
+        x = (torch.randn(H, N, dtype=torch.complex128) * 0.1 - 0.05).requires_grad_()
+        z = torch.polar(torch.ones(K, dtype=torch.float64), -torch.pi * torch.arange(K, dtype=torch.float64) / K)
+        truth = _cauchy_chunk(v, x, 1 - z, 1 + z)
+        g = torch.randn_like(truth)
+        tv, tx = torch.autograd.grad((truth * g.conj()).real.sum(), (v, x))
+        v32, x32 = (t.detach().to(torch.complex64).requires_grad_() for t in (v, x))
+        z32, g32 = z.to(torch.complex64), g.to(torch.complex64)
+        outs = []
+        for fn in (triton_cauchy, _cauchy_chunk):
+            r = fn(v32, x32, 1 - z32, 1 + z32)
+            outs.append((r, *torch.autograd.grad((r * g32.conj()).real.sum(), (v32, x32))))
+        for f, p, t in zip(outs[0], outs[1], (truth, tv, tx)):
+            scale = float(t.abs().max()) + 1.0
+            err_f, err_p = float((f.to(t.dtype) - t).abs().max()), float((p.to(t.dtype) - t).abs().max())
+            assert err_f <= 2 * err_p + 1e-5 * scale, (H, N, K, err_f, err_p)
     print("ok")
     """
 )

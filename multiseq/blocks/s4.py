@@ -33,6 +33,7 @@ from multiseq.errors import ConfigError
 from multiseq.kernels import register_fused
 
 register_fused("vandermonde_kernel", "Triton log-Vandermonde kernel (S4D/DSS), forward and backward")
+register_fused("dplr_kernel", "Triton Cauchy sum of the S4 (DPLR) kernel, fwd+bwd (Woodbury, iFFT in PyTorch)")
 
 
 INITS = ("lin", "inv", "legs", "real", "rand")

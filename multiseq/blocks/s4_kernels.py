@@ -356,7 +356,14 @@ def dplr_kernel(
     z = torch.polar(torch.ones_like(k), -2 * math.pi * k / L)  # (K,) roots of unity
     x = Lam * (dt[:, None] / 2)  # (H, M)
     v = torch.stack([Cf * Bf, Cf * Pf, Pf.conj() * Bf, Pf.conj() * Pf]) * dt[:, None]  # (4, H, M)
-    r = _cauchy(v, x, 1 - z, 1 + z)  # (4, H, K)
+    from multiseq.kernels import use_fused
+
+    if use_fused("dplr_kernel", Lambda):
+        from multiseq.kernels.triton_s4 import triton_cauchy
+
+        r = triton_cauchy(v, x, 1 - z, 1 + z)
+    else:
+        r = _cauchy(v, x, 1 - z, 1 + z)  # (4, H, K)
     s = (1 + z) / 2
     k_hat = r[0] - s * r[1] * r[2] / (1 + s * r[3])  # (H, K)
     if symmetric:

@@ -107,3 +107,126 @@ def triton_vandermonde_kernel(log_dA: Tensor, C: Tensor, L: int) -> Tensor:
     """Fused `vandermonde_kernel`: log_dA, C (H, N) complex -> (H, L) real (float32 arithmetic)."""
     K = _Vandermonde.apply(log_dA.real, log_dA.imag, C.real, C.imag, L)
     return K.to(log_dA.real.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cauchy sum of the S4 (DPLR) kernel: r[a, h, k] = sum_n v[a, h, n] / (alpha[k] - beta[k] x[h, n]), a = 0..3
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _cauchy_fwd(VR, VI, XR, XI, AR, AI, BR, BI, OR, OI, H, N, K, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    h = tl.program_id(0)
+    offs_k = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
+    km = offs_k < K
+    ar = tl.load(AR + offs_k, mask=km, other=1.0)
+    ai = tl.load(AI + offs_k, mask=km, other=0.0)
+    br = tl.load(BR + offs_k, mask=km, other=0.0)
+    bi = tl.load(BI + offs_k, mask=km, other=0.0)
+    for a in tl.static_range(4):
+        acc_r = tl.zeros((BLOCK_K,), dtype=tl.float32)
+        acc_i = tl.zeros((BLOCK_K,), dtype=tl.float32)
+        for n0 in range(0, N, BLOCK_N):
+            offs_n = n0 + tl.arange(0, BLOCK_N)
+            nm = offs_n < N
+            xr = tl.load(XR + h * N + offs_n, mask=nm, other=0.0)
+            xi = tl.load(XI + h * N + offs_n, mask=nm, other=0.0)
+            vr = tl.load(VR + (a * H + h) * N + offs_n, mask=nm, other=0.0)
+            vi = tl.load(VI + (a * H + h) * N + offs_n, mask=nm, other=0.0)
+            # den = alpha - beta x, (BLOCK_N, BLOCK_K)
+            dr = ar[None, :] - (br[None, :] * xr[:, None] - bi[None, :] * xi[:, None])
+            di = ai[None, :] - (br[None, :] * xi[:, None] + bi[None, :] * xr[:, None])
+            # Padded modes (n >= N) contribute nothing, even where alpha = 0 would make their denominator vanish.
+            inv = tl.where(nm[:, None], 1.0 / (dr * dr + di * di), 0.0)
+            acc_r += tl.sum((vr[:, None] * dr + vi[:, None] * di) * inv, axis=0)
+            acc_i += tl.sum((vi[:, None] * dr - vr[:, None] * di) * inv, axis=0)
+        tl.store(OR + (a * H + h) * K + offs_k, acc_r, mask=km)
+        tl.store(OI + (a * H + h) * K + offs_k, acc_i, mask=km)
+
+
+@triton.jit
+def _cauchy_bwd(VR, VI, XR, XI, AR, AI, BR, BI, GR, GI, GVR, GVI, GXR, GXI, H, N, K,
+                BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    h = tl.program_id(0)
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    nm = offs_n < N
+    xr = tl.load(XR + h * N + offs_n, mask=nm, other=0.0)
+    xi = tl.load(XI + h * N + offs_n, mask=nm, other=0.0)
+    gx_r = tl.zeros((BLOCK_N,), dtype=tl.float32)
+    gx_i = tl.zeros((BLOCK_N,), dtype=tl.float32)
+    for a in tl.static_range(4):
+        vr = tl.load(VR + (a * H + h) * N + offs_n, mask=nm, other=0.0)
+        vi = tl.load(VI + (a * H + h) * N + offs_n, mask=nm, other=0.0)
+        gv_r = tl.zeros((BLOCK_N,), dtype=tl.float32)
+        gv_i = tl.zeros((BLOCK_N,), dtype=tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            offs_k = k0 + tl.arange(0, BLOCK_K)
+            km = offs_k < K
+            ar = tl.load(AR + offs_k, mask=km, other=1.0)
+            ai = tl.load(AI + offs_k, mask=km, other=0.0)
+            br = tl.load(BR + offs_k, mask=km, other=0.0)
+            bi = tl.load(BI + offs_k, mask=km, other=0.0)
+            gr = tl.load(GR + (a * H + h) * K + offs_k, mask=km, other=0.0)
+            gi = tl.load(GI + (a * H + h) * K + offs_k, mask=km, other=0.0)
+            dr = ar[None, :] - (br[None, :] * xr[:, None] - bi[None, :] * xi[:, None])
+            di = ai[None, :] - (br[None, :] * xi[:, None] + bi[None, :] * xr[:, None])
+            inv = 1.0 / (dr * dr + di * di)
+            wr = dr * inv  # conj(1/den) = den / |den|^2
+            wi = di * inv
+            # grad_v += g conj(w)... with conj(1/den) = (wr + i wi)
+            gv_r += tl.sum(gr[None, :] * wr - gi[None, :] * wi, axis=1)
+            gv_i += tl.sum(gr[None, :] * wi + gi[None, :] * wr, axis=1)
+            # grad_x += g conj(v) conj(beta) conj(1/den)^2
+            sr = gr[None, :] * vr[:, None] + gi[None, :] * vi[:, None]  # g conj(v)
+            si = gi[None, :] * vr[:, None] - gr[None, :] * vi[:, None]
+            w2r = wr * wr - wi * wi
+            w2i = 2.0 * wr * wi
+            tr = br[None, :] * w2r + bi[None, :] * w2i  # conj(beta) * w^2
+            ti = br[None, :] * w2i - bi[None, :] * w2r
+            gx_r += tl.sum(sr * tr - si * ti, axis=1)
+            gx_i += tl.sum(sr * ti + si * tr, axis=1)
+        tl.store(GVR + (a * H + h) * N + offs_n, gv_r, mask=nm)
+        tl.store(GVI + (a * H + h) * N + offs_n, gv_i, mask=nm)
+    tl.store(GXR + h * N + offs_n, gx_r, mask=nm)
+    tl.store(GXI + h * N + offs_n, gx_i, mask=nm)
+
+
+def _parts(t: Tensor) -> tuple[Tensor, Tensor]:
+    return t.real.contiguous().float(), t.imag.contiguous().float()
+
+
+class _Cauchy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v: Tensor, x: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+        A, H, N = v.shape
+        K = alpha.shape[0]
+        if A != 4:
+            raise ValueError(f"the fused Cauchy sum takes exactly 4 numerators, got {A}")
+        args = (*_parts(v), *_parts(x), *_parts(alpha), *_parts(beta))
+        out_r = torch.empty(A, H, K, device=v.device, dtype=torch.float32)
+        out_i = torch.empty_like(out_r)
+        bn, bk = max(16, min(32, triton.next_power_of_2(N))), 64
+        _cauchy_fwd[(H, triton.cdiv(K, bk))](*args, out_r, out_i, H, N, K, BLOCK_N=bn, BLOCK_K=bk)
+        ctx.save_for_backward(*args)
+        ctx.dims, ctx.dtype = (H, N, K), v.dtype
+        return torch.complex(out_r, out_i).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        args = ctx.saved_tensors
+        H, N, K = ctx.dims
+        gv_r = torch.empty(4, H, N, device=g.device, dtype=torch.float32)
+        gv_i, gx_r, gx_i = torch.empty_like(gv_r), gv_r.new_empty(H, N), gv_r.new_empty(H, N)
+        bn, bk = max(16, min(32, triton.next_power_of_2(N))), 64
+        _cauchy_bwd[(H, triton.cdiv(N, bn))](*args, *_parts(g), gv_r, gv_i, gx_r, gx_i, H, N, K,
+                                             BLOCK_N=bn, BLOCK_K=bk)
+        return torch.complex(gv_r, gv_i).to(ctx.dtype), torch.complex(gx_r, gx_i).to(ctx.dtype), None, None
+
+
+def triton_cauchy(v: Tensor, x: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+    """Fused Cauchy sum `r[a, h, k] = sum_n v[a, h, n] / (alpha[k] - beta[k] x[h, n])`.
+
+    v: (4, H, N), x: (H, N), alpha, beta: (K,) complex -> (4, H, K) complex (float32 arithmetic). The reference
+    is `multiseq.blocks.s4_kernels._cauchy_chunk`; alpha and beta receive no gradient (they are roots of unity).
+    """
+    return _Cauchy.apply(v, x, alpha, beta)
