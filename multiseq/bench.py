@@ -3,7 +3,7 @@
     multiseq bench --blocks local,s4d --lengths 1024,4096,16384 --width 256 --mode fwd,fwdbwd --json out.json
 
 Each (block, length, mode, threads) runs in a fresh process (`multiseq.bench_worker`) with fixed threads, warm-up,
-at least 5 timed repetitions (min and median) and a separate call for peak memory. The two baselines of the house,
+at least 5 timed repetitions (min and median) and their peak memory. The two baselines of the house,
 `attention` (SDPA) and `attention_explicit` (the materialised L x L softmax), are always in the same run. A
 configuration that runs out of memory, out of time or fails is recorded with its status, never dropped; once a
 block is out of memory or time at one length, longer lengths are recorded the same way without running them.

@@ -14,8 +14,8 @@ A job is a dict:
 
 Timing: `warmup` untimed calls (the first one under torch's FlopCounterMode, which counts matmul, convolution
 and attention FLOPs of what actually ran), then at least `repeats` timed calls, more while the total is under
-`min_time_s`. Memory is measured in a separate call after the timed ones: on CPU the growth of the resident set
-(VmHWM after resetting it, minus VmRSS before, after returning freed heap pages to the system), on CUDA
+`min_time_s`. Peak memory is taken over the timed calls: on CPU the growth of the resident set (VmHWM after
+resetting it, minus VmRSS before, after returning freed heap pages to the system), on CUDA
 `max_memory_allocated` minus the allocation before. Inputs and parameters are allocated before, so the figure is
 activations plus workspace. On CPU the address space is capped at `mem_cap_mb` above the current size, so a
 configuration that needs more fails with an allocation error, recorded as `oom`, instead of taking the machine.
@@ -224,6 +224,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         for _ in range(max(0, int(job.get("warmup", 1)) - 1)):
             step()
         times: list[float] = []
+        peak = _PeakMemory(cuda)
+        peak.start()
         t_start = time.perf_counter()
         while len(times) < int(job.get("repeats", 5)) or (
             time.perf_counter() - t_start < float(job.get("min_time_s", 0.0)) and len(times) < 1000
@@ -231,7 +233,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             t0 = time.perf_counter()
             step()
             times.append((time.perf_counter() - t0) * 1e3)
-        result.update(_memory_call(step, cuda))
+        result.update(peak.stop())
     except (RuntimeError, MemoryError) as e:
         if not is_oom(e):
             raise
@@ -245,27 +247,40 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _memory_call(step: Any, cuda: bool) -> dict[str, Any]:
-    import torch
+class _PeakMemory:
+    """Peak memory growth over the calls between `start()` and `stop()` (the timed ones).
 
-    if cuda:
-        torch.cuda.synchronize()
-        before = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        step()
-        return {"peak_mem_mb": (torch.cuda.max_memory_allocated() - before) / 2**20, "mem_method": "cuda_max_allocated"}
-    _trim_heap()
-    exact = _reset_peak_rss()
-    before = _status_kb("VmRSS")
-    if exact and before is not None:
-        step()
-        peak = _status_kb("VmHWM") or before
-        return {"peak_mem_mb": max(0, peak - before) / 1024, "mem_method": "rss_hwm_growth"}
-    # Without a resettable high-water mark: lifetime peak minus current (an upper bound).
-    rss_now = before or 0
-    step()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_mem_mb": max(0, peak_kb - rss_now) / 1024, "mem_method": "ru_maxrss_growth"}
+    CPU: freed heap pages go back to the system first, then VmHWM is reset, so the growth of the resident set is
+    what the calls themselves touch at their peak. CUDA: `max_memory_allocated` above the allocation at start.
+    """
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+
+    def start(self) -> None:
+        import torch
+
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.before = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            return
+        _trim_heap()
+        self.exact = _reset_peak_rss()
+        self.before = _status_kb("VmRSS") or 0
+
+    def stop(self) -> dict[str, Any]:
+        import torch
+
+        if self.cuda:
+            peak = torch.cuda.max_memory_allocated() - self.before
+            return {"peak_mem_mb": peak / 2**20, "mem_method": "cuda_max_allocated"}
+        if self.exact:
+            peak_kb = _status_kb("VmHWM") or self.before
+            return {"peak_mem_mb": max(0, peak_kb - self.before) / 1024, "mem_method": "rss_hwm_growth"}
+        # Without a resettable high-water mark: lifetime peak minus the RSS at start (an upper bound).
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {"peak_mem_mb": max(0, peak_kb - self.before) / 1024, "mem_method": "ru_maxrss_growth"}
 
 
 def main(argv: list[str] | None = None) -> int:
