@@ -121,6 +121,7 @@ def benchmark(
     configurations not started within that many seconds are recorded as `skipped`.
     """
     t_begin = time.perf_counter()
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if scope not in ("block", "layer"):
         raise SystemExit(f"--scope must be block or layer, got {scope!r}")
     bad = [m for m in modes if m not in ("fwd", "fwdbwd")]
@@ -173,7 +174,8 @@ def benchmark(
                         history.append((L, entry["median_ms"]))
     record = {
         "schema": SCHEMA,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": started,
+        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "multiseq " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None,
         "machine": machine[threads[0]] | {"by_threads": {str(t): machine[t] for t in threads},
                                           "loadavg_before": load_before, "loadavg_after": _loadavg(),
