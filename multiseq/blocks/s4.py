@@ -13,6 +13,7 @@ optimiser settings (`mark_optim`: own lr, no weight decay); frozen ones (lr 0, a
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -48,7 +49,17 @@ def hippo_legs(N: int, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tens
     return A, torch.sqrt(n + 0.5), r.clone()
 
 
+@functools.lru_cache(maxsize=8)
+def _legs_dplr_cached(N: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return _legs_dplr(N)
+
+
 def legs_dplr(N: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """See `_legs_dplr`; cached per N (every S4 layer of a model shares it), returned as fresh copies."""
+    return tuple(t.clone() for t in _legs_dplr_cached(N))  # type: ignore[return-value]
+
+
+def _legs_dplr(N: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Half-spectrum DPLR form of HiPPO-LegS: `Lambda, P, B` (N/2,) complex128 and the unitary `V` (N, N/2).
 
     `A_legs = V_full (diag(Lambda_full) - P_full P_full^*) V_full^*` where `x_full = [x, conj(x)]`.
@@ -243,10 +254,9 @@ class DPLRKernel(nn.Module):
         # for a long kernel.
         l_max = min(int(l_max), 64)
         self.register_buffer("Lk", torch.tensor(l_max))
-        C = torch.randn(channels, H, N // 2, dtype=torch.complex128)
-        with torch.no_grad():
-            Lam64, P64, B64, dt64 = self._ssm64()
-            Ct = torch.stack([dplr_c_tilde(Lam64, P64, B64, c, dt64, int(l_max)) for c in C])
+        # C~ starts as a random normal vector, as C would (converting a random C through (I - dA^Lk)^T costs a
+        # batched dense solve per layer at construction and buys nothing for a random init).
+        Ct = torch.randn(channels, H, N // 2, dtype=torch.complex128)
         self.C = nn.Parameter(torch.view_as_real(Ct).to(dtype))
         if device is not None:
             self.to(device)
