@@ -437,10 +437,14 @@ class S4(SSMBlock):
 
 @register_block("dss")
 class DSS(SSMBlock):
-    """DSS: diagonal SSM with the softmax-normalised ZOH kernel (Re(A) unconstrained), skew-HiPPO init."""
+    """DSS: diagonal SSM with the softmax-normalised ZOH kernel (Re(A) unconstrained), skew-HiPPO init.
 
-    def __init__(self, dim: int, *, disc: str = "dss", init: str = "legs", **kwargs: Any) -> None:
-        super().__init__(dim, disc=disc, init=init, **kwargs)
+    The softmax normalises over a fixed `l_max` (default 16384, the longest input accepted) rather than over
+    each input's length, so that padding a batch never rescales the kernel.
+    """
+
+    def __init__(self, dim: int, *, disc: str = "dss", init: str = "legs", l_max: int = 16384, **kwargs: Any) -> None:
+        super().__init__(dim, disc=disc, init=init, l_max=l_max, **kwargs)
 
 
 @register_block("gss")

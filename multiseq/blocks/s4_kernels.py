@@ -19,7 +19,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 
 # ---------------------------------------------------------------------------------------------------------------
 # Log-Vandermonde (diagonal SSM) kernel
@@ -302,20 +301,46 @@ def _cauchy_chunk(v: Tensor, x: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
     return torch.einsum("ahn,hnk->ahk", v, den.reciprocal())
 
 
-def _cauchy(v: Tensor, x: Tensor, alpha: Tensor, beta: Tensor, budget: int = 1 << 22) -> Tensor:
-    """Chunked `_cauchy_chunk` over k; each chunk is recomputed in backward so memory stays O(H N chunk)."""
-    H, N = x.shape
+def _chunks(K: int, H: int, N: int, budget: int) -> list[slice]:
     kc = max(1, budget // max(1, H * N))
-    if alpha.shape[0] <= kc:
-        return _cauchy_chunk(v, x, alpha, beta)
-    outs = []
-    for s in range(0, alpha.shape[0], kc):
-        a, b = alpha[s : s + kc], beta[s : s + kc]
-        if torch.is_grad_enabled() and (v.requires_grad or x.requires_grad):
-            outs.append(checkpoint(_cauchy_chunk, v, x, a, b, use_reentrant=False))
-        else:
-            outs.append(_cauchy_chunk(v, x, a, b))
-    return torch.cat(outs, dim=-1)
+    return [slice(s, s + kc) for s in range(0, K, kc)]
+
+
+class _Cauchy(torch.autograd.Function):
+    """Chunked Cauchy sum with a hand-written backward (recomputes each chunk's 1/den; never stores (H, N, K)).
+
+    For f = v / (alpha - beta x) (holomorphic in v and x), PyTorch's complex gradient is g * conj(f'):
+    `grad_v = sum_k g conj(w)`, `grad_x = sum_k conj(beta w^2) sum_a g conj(v)`, with `w = 1 / den`.
+    """
+
+    @staticmethod
+    def forward(ctx, v: Tensor, x: Tensor, alpha: Tensor, beta: Tensor, budget: int) -> Tensor:  # type: ignore[override]
+        H, N = x.shape
+        out = []
+        for sl in _chunks(alpha.shape[0], H, N, budget):
+            out.append(_cauchy_chunk(v, x, alpha[sl], beta[sl]))
+        ctx.save_for_backward(v, x, alpha, beta)
+        ctx.budget = budget
+        return torch.cat(out, dim=-1)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        v, x, alpha, beta = ctx.saved_tensors
+        H, N = x.shape
+        grad_v = torch.zeros_like(v)
+        grad_x = torch.zeros_like(x)
+        for sl in _chunks(alpha.shape[0], H, N, ctx.budget):
+            w = (alpha[sl] - beta[sl] * x[..., None]).reciprocal_().conj_physical_()  # conj(w), (H, N, kc)
+            gs = g[..., sl]  # (A, H, kc)
+            grad_v += torch.einsum("ahk,hnk->ahn", gs, w)
+            w.mul_(w).mul_(beta[sl].conj())  # conj(beta w^2)
+            grad_x += (torch.einsum("ahk,hnk->ahn", gs, w) * v.conj()).sum(0)
+        return grad_v, grad_x, None, None, None
+
+
+def _cauchy(v: Tensor, x: Tensor, alpha: Tensor, beta: Tensor, budget: int = 1 << 22) -> Tensor:
+    """`_cauchy_chunk` over chunks of k with memory O(H N chunk) in forward and backward. Shapes as there."""
+    return _Cauchy.apply(v, x, alpha, beta, budget)
 
 
 def dplr_kernel(
