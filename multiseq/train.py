@@ -671,8 +671,13 @@ def _eval_during_fit(net, val_data, cfg, dev, done, n, log, last, rank, world, p
         record = {"kind": "eval", "split": "val", "step": done, "epoch": done * cfg.batch_size / n, **res}
         log(record)
         last["eval"] = record
-        if not progress:
-            print(f"eval step {done}: loss {res['loss']:.4f}  accuracy {res['accuracy']:.4f}  (n={res['n']})", flush=True)
+        line = f"eval step {done}: loss {res['loss']:.4f}  accuracy {res['accuracy']:.4f}  (n={res['n']})"
+        if progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(line)  # above the bar, which stays in place
+        else:
+            print(line, flush=True)
     _barrier(world)
     return time.perf_counter() - t0
 
