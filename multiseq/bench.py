@@ -113,6 +113,7 @@ def benchmark(
     options: dict[str, dict[str, Any]] | None = None,
     baselines: bool = True,
     budget_s: float | None = None,
+    checkpoint: str | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
     """Measure every configuration and return the record (`machine`, `config`, `results`, derived figures).
@@ -140,7 +141,14 @@ def benchmark(
     results: list[dict[str, Any]] = []
     base = dict(width=width, batch=batch, dtype=dtype, device=device, repeats=repeats, warmup=warmup,
                 min_time_s=min_time_s, mem_cap_mb=mem_cap_mb, scope=scope)
-    plan = [("block", n, lengths) for n in names] + [("peer", p, sorted(set(peer_lengths or lengths))) for p in peers]
+    plan = _plan(names, peers, lengths, sorted(set(peer_lengths or lengths)))
+    config = dict(width=width, batch=batch, dtype=dtype, repeats=repeats, warmup=warmup, device=device,
+                  timeout_s=timeout, mem_cap_mb=mem_cap_mb, scope=scope, budget_s=budget_s)
+
+    def make_record(partial: bool) -> dict[str, Any]:
+        return _record(started, machine, threads, load_before, t_begin, names, peers, lengths, modes, config,
+                       results, partial)
+
     for t in threads:
         for mode in modes:
             for kind, name, lens in plan:
@@ -168,25 +176,55 @@ def benchmark(
                     entry.update(r)
                     results.append(entry)
                     log(_progress(entry))
+                    if checkpoint:
+                        _write_json(checkpoint, make_record(partial=True))
                     if entry["status"] in ("oom", "timeout"):
                         stop = {"status": entry["status"], "length": L} if stop is None else stop
                     elif entry["status"] == "ok":
                         history.append((L, entry["median_ms"]))
+    return make_record(partial=False)
+
+
+def _plan(names: list[str], peers: list[str], lengths: list[int], peer_lengths: list[int]) -> list[tuple]:
+    """Blocks in the given order, each PyPI peer right after the first block it is compared with (so a time
+    budget that runs out loses whole blocks with their peers, never the peers of the blocks it measured)."""
+    from multiseq.bench_peers import PEERS
+
+    plan: list[tuple] = []
+    left = list(peers)
+    for n in names:
+        plan.append(("block", n, lengths))
+        for p in [p for p in left if n in PEERS[p].compares]:
+            plan.append(("peer", p, peer_lengths))
+            left.remove(p)
+    return plan + [("peer", p, peer_lengths) for p in left]
+
+
+def _write_json(path: str, record: dict[str, Any]) -> None:
+    # Written after every configuration (temp file + rename), so an interrupted run leaves a valid record.
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, path)
+
+
+def _record(started: str, machine: dict, threads: list[int], load_before: Any, t_begin: float, names: list[str],
+            peers: list[str], lengths: list[int], modes: tuple[str, ...], config: dict[str, Any],
+            results: list[dict[str, Any]], partial: bool) -> dict[str, Any]:
     record = {
         "schema": SCHEMA,
+        "partial": partial,
         "date": started,
         "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "multiseq " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None,
         "machine": machine[threads[0]] | {"by_threads": {str(t): machine[t] for t in threads},
                                           "loadavg_before": load_before, "loadavg_after": _loadavg(),
                                           "wall_s": time.perf_counter() - t_begin},
-        "config": {"blocks": names, "peers": peers, "lengths": lengths, "width": width, "modes": list(modes),
-                   "batch": batch, "dtype": dtype, "threads": threads, "repeats": repeats, "warmup": warmup,
-                   "device": device, "timeout_s": timeout, "mem_cap_mb": mem_cap_mb, "scope": scope,
-                   "budget_s": budget_s},
+        "config": {"blocks": names, "peers": peers, "lengths": lengths, "modes": list(modes), "threads": threads,
+                   **config},
         "results": results,
     }
-    return derive(record)
+    return derive(json.loads(json.dumps(record)))
 
 
 def _loadavg() -> list[float] | None:
@@ -459,6 +497,7 @@ def run_bench(args: argparse.Namespace) -> int:
             warmup=args.warmup, min_time_s=args.min_time, device=args.device, timeout=args.timeout,
             mem_cap_mb=args.mem_cap_mb, peers=peers, peer_lengths=_parse_list(args.peer_lengths, int) or None,
             scope=args.scope, options=options, baselines=not args.no_baselines, budget_s=args.budget,
+            checkpoint=args.json or None,
         )
         if args.stat:
             record = derive(record, args.stat)

@@ -227,3 +227,9 @@ def test_gpu_script_parses():
     r = subprocess.run(["bash", "-n", os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gpu.sh")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_peers_run_right_after_their_block():
+    plan = bench._plan(["attention", "ls", "s4d", "dss"], ["dss", "long-short-transformer", "gss"], [1], [2])
+    assert [(k, n) for k, n, _ in plan] == [("block", "attention"), ("block", "ls"), ("peer", "long-short-transformer"),
+                                            ("block", "s4d"), ("peer", "dss"), ("block", "dss"), ("peer", "gss")]
