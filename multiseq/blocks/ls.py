@@ -337,8 +337,9 @@ class LongShortBlock(MultiHeadBlock):
         scores = rearrange(scores, "b l (h r) -> b l h r", h=H)
         start = 1 if self.cls else 0
         seq_mask = mask[:, start:]
+        proj_mask = None if bool(seq_mask.all()) else seq_mask  # no padding: skip the masking passes
         kg, vg = dynamic_projection(
-            scores[:, start:], kv_heads[:, start:], seq_mask, self.window if self.causal else None
+            scores[:, start:], kv_heads[:, start:], proj_mask, self.window if self.causal else None
         )  # (B, H, R, d) each
         if self.cls:
             kg = torch.cat([rearrange(kv_heads[:, :1, 0], "b 1 h d -> b h 1 d"), kg], dim=2)
