@@ -61,14 +61,14 @@ def count_task(split: str = "train", n: int | None = None, length: int = 64, see
 
 
 def listops_short(split: str, n: int, max_depth: int = 5, max_args: int = 5, min_length: int = 50,
-                  max_length: int = 400, seed: int = 0):
+                  max_length: int = 400, seed: int = 0, progress: bool = False):
     """ListOps from LRA's generator with shallower, shorter trees, as an in-memory dataset (listops adapter)."""
     from multiseq.config import AdapterConfig
     from multiseq.tasks.listops import ListOpsSpec, generate
     from multiseq.train import InMemoryDataset
 
     spec = ListOpsSpec(max_depth=max_depth, max_args=max_args, min_length=min_length, max_length=max_length)
-    rows = generate(n, seed=seed, split=split, spec=spec, workers=1)
+    rows = generate(n, seed=seed, split=split, spec=spec, workers=1, progress=progress)
     return InMemoryDataset([r[0] for r in rows], [r[1] for r in rows], 10,
                            AdapterConfig("listops", max_length=max_length + 1), task="listops-short")
 
@@ -103,7 +103,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _header(f"1. generating ListOps (depth <= 5, 50-400 tokens): {args.train_size} train / {args.eval_size} val / "
             f"{args.eval_size} test lists")
-    train = listops_short("train", args.train_size, seed=args.seed)
+    train = listops_short("train", args.train_size, seed=args.seed, progress=not args.quiet)
     val = listops_short("val", args.eval_size, seed=args.seed)
     test = listops_short("test", args.eval_size, seed=args.seed)
     lengths = [len(train[i][0].replace("(", " ").replace(")", " ").split()) for i in range(len(train))]
