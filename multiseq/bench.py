@@ -290,6 +290,28 @@ def _check_peers(peers: list[str]) -> list[str]:
 # --------------------------------------------------------------------------------------------------- derived
 
 
+def merge_records(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record from several runs (e.g. short lengths unlocked, long lengths under the heavy-job lock).
+
+    Results are concatenated (a later run replaces the same block, length, mode and threads); each keeps the
+    matmul and copy rates of its own run as `rates` and its run's date as `run`, so floors stay per run. Ratios
+    at a length come from the run that measured that length; exponents may span runs (the record says so).
+    """
+    merged: dict[tuple, dict[str, Any]] = {}
+    for rec in records:
+        by_threads = (rec.get("machine") or {}).get("by_threads") or {}
+        for e in rec["results"]:
+            e = dict(e)
+            m = by_threads.get(str(e["threads"])) or rec.get("machine") or {}
+            e.setdefault("rates", {k: m.get(k) for k in ("matmul_gflops", "copy_gbs")})
+            e.setdefault("run", rec.get("date"))
+            merged[(e["block"], e["length"], e["mode"], e["threads"])] = e
+    out = {**records[-1], "results": list(merged.values()),
+           "merged_from": [{"date": r.get("date"), "command": r.get("command"), "machine": r.get("machine")}
+                           for r in records]}
+    return out
+
+
 def fit_exponent(points: list[tuple[float, float]]) -> float | None:
     """Least-squares slope of log(y) against log(x); None with fewer than two distinct positive points."""
     pts = [(math.log(x), math.log(y)) for x, y in points if x > 0 and y > 0]
@@ -362,7 +384,7 @@ def derive(record: dict[str, Any], stat: str | None = None) -> dict[str, Any]:
             e["mem_vs_attention_explicit"] = e["peak_mem_mb"] / ref_mem
             if extrapolated:
                 e["mem_ref_extrapolated"] = True
-        m = by_threads.get(str(e["threads"])) or record.get("machine") or {}
+        m = e.get("rates") or by_threads.get(str(e["threads"])) or record.get("machine") or {}
         flops = e.get("flops_fwd")
         nbytes = e.get("bytes_fwd")
         if flops is None and e.get("flops_counted"):
@@ -465,7 +487,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", default="", help="write the record here")
     p.add_argument("--plot", default="", help="write the log-log plot here (PNG)")
     p.add_argument("--markdown", default="", help="write the Markdown tables here")
-    p.add_argument("--from-json", default="", help="only re-derive, print and plot an existing record")
+    p.add_argument("--from-json", default="", help="only re-derive, print and plot existing records (several, "
+                   "comma-separated, are merged; with --json the merged record is written)")
     p.add_argument("--stat", default=None, choices=["median_ms", "min_ms"], help="time statistic of the derived "
                    "ratios (default median_ms; min_ms is closer to a block's own cost on a loaded machine)")
 
@@ -474,8 +497,11 @@ def run_bench(args: argparse.Namespace) -> int:
     from multiseq.bench_report import plot, tables
 
     if args.from_json:
-        with open(args.from_json) as f:
-            record = derive(json.load(f), args.stat)
+        records = []
+        for path in _parse_list(args.from_json):
+            with open(path) as f:
+                records.append(json.load(f))
+        record = derive(records[0] if len(records) == 1 else merge_records(records), args.stat)
     else:
         try:
             options = json.loads(args.options)

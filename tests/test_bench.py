@@ -233,3 +233,15 @@ def test_peers_run_right_after_their_block():
     plan = bench._plan(["attention", "ls", "s4d", "dss"], ["dss", "long-short-transformer", "gss"], [1], [2])
     assert [(k, n) for k, n, _ in plan] == [("block", "attention"), ("block", "ls"), ("peer", "long-short-transformer"),
                                             ("block", "s4d"), ("peer", "dss"), ("block", "dss"), ("peer", "gss")]
+
+
+def test_merged_runs_keep_their_own_rates():
+    short = _rec([_e("attention", 1024, 10, 5), _e("ls", 1024, 5, 2, flops_fwd=1e9, bytes_fwd=0)], gflops=100.0)
+    long = _rec([_e("attention", 4096, 160, 20), _e("ls", 4096, 16, 8, flops_fwd=4e9, bytes_fwd=0),
+                 _e("ls", 1024, 4, 2, flops_fwd=1e9, bytes_fwd=0)], gflops=50.0)
+    rec = bench.derive(bench.merge_records([short, long]))
+    idx = {(e["block"], e["length"]): e for e in rec["results"]}
+    assert len(rec["results"]) == 4 and idx[("ls", 1024)]["median_ms"] == 4  # the later run wins
+    assert idx[("ls", 1024)]["floor_ms"] == pytest.approx(3e9 / 50e9 * 1e3)
+    assert idx[("attention", 1024)]["rates"]["matmul_gflops"] == 100.0
+    assert {s["block"]: s for s in rec["summary"]}["ls"]["exponent_time"] == pytest.approx(1.0)
