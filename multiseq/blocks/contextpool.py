@@ -19,6 +19,7 @@ banded CPU path, and the Triton kernel in `multiseq.kernels.triton_contextpool` 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -135,23 +136,16 @@ def _blocked_pool(
     pad = nb * block - L
     if mask is None:
         mask = torch.ones(B, L, dtype=torch.bool, device=x.device)
-    xp = F.pad(x, (0, 0, 0, pad))
-    lw = F.pad(log_weights, (0, pad))
-    sg = F.pad(sigma, (0, pad), value=1.0)
-    mp = F.pad(mask, (0, pad), value=False)
     span = left + 1 + right
-
-    def neighbours(t: Tensor) -> Tensor:
-        # (B, nb*block, ...) -> (B, nb, span*block, ...): each block with its neighbour blocks.
-        t = t.reshape(B, nb, block, *t.shape[2:])
-        t = F.pad(t, (0, 0) * (t.dim() - 3) + (0, 0, left, right))
-        return torch.cat([t[:, s : s + nb] for s in range(span)], dim=2)
-
-    xw = neighbours(xp)  # (B, nb, W, D)
-    lww = neighbours(lw)  # (B, nb, W)
-    mw = neighbours(mp)  # (B, nb, W)
+    W = span * block
+    # One padded copy of x (neighbour blocks on both ends, the tail to whole blocks); each block's window of
+    # neighbour blocks is then a strided view (unfold), with no per-block concatenation.
+    before, after = left * block, pad + right * block
+    xw = F.pad(x, (0, 0, before, after)).unfold(1, W, block).transpose(-1, -2)  # (B, nb, W, D) view
+    lww = F.pad(log_weights, (before, after)).unfold(1, W, block)  # (B, nb, W)
+    mw = F.pad(mask, (before, after), value=False).unfold(1, W, block)  # (B, nb, W)
     q = torch.arange(block, device=x.device)
-    k = torch.arange(span * block, device=x.device) - left * block  # key offset from the block start
+    k = torch.arange(W, device=x.device) - before  # key offset from the block start
     qr, qc = q // C, q % C
     kr, kc = torch.div(k, C, rounding_mode="floor"), k % C
     dr = kr[None, :] - qr[:, None]  # (block, W)
@@ -160,13 +154,12 @@ def _blocked_pool(
     if causal:
         band = band & (k[None, :] <= q[:, None])
     dist2 = (dr.square() + dc.square()).to(x.dtype)
-    precision = (0.5 / sg.square()).clamp(max=_MAX_PRECISION)  # (B, nb*block)
-    precision = rearrange(precision, "b (n c) -> b n c", c=block)
-    logits = lww[:, :, None, :] - dist2 * precision[..., None]  # (B, nb, block, W)
-    allowed = band & mw[:, :, None, :]
-    any_key = allowed.any(-1, keepdim=True)
-    # Rows with no real key (pads only) would be all -inf: give them a finite row, zero them below.
-    logits = logits.masked_fill(~allowed, float("-inf")).masked_fill(~any_key, 0.0)
+    precision = (0.5 / F.pad(sigma, (0, pad), value=1.0).square()).clamp(max=_MAX_PRECISION)
+    precision = rearrange(precision, "b (n c) -> b n c", c=block)  # (B, nb, block)
+    qpad = rearrange(F.pad(~mask, (0, pad), value=True), "b (n c) -> b n c", c=block)
+    # A real query always sees itself; a padded one sees its whole band (finite softmax), and is zeroed below.
+    allowed = band & (mw[:, :, None, :] | qpad[..., None])  # (B, nb, block, W)
+    logits = torch.where(allowed, lww[:, :, None, :] - dist2 * precision[..., None], float("-inf"))
     p = torch.softmax(logits, dim=-1)
     y = torch.matmul(p, xw)  # (B, nb, block, D)
     y = rearrange(y, "b n c d -> b (n c) d")[:, :L]
@@ -224,12 +217,18 @@ def context_pool(
     """
     _check_pool_args(x, weights, sigma, radius, key_padding_mask, cols, causal)
     _check_positive(weights, sigma)
+    if key_padding_mask is not None:
+        # Pads never enter, even as a NaN times a zero probability.
+        x = x.masked_fill(~key_padding_mask[..., None], 0.0)
     return context_pool_log(x, weights.log(), sigma, radius, key_padding_mask, cols=cols, causal=causal)
 
 
 class _Predictor(nn.Module):
-    """The mapping m(.) from features to pooling logits: conv (k, or k x k on a grid) -> GELU -> linear.
+    """The mapping m(.) from features to pooling logits: linear D -> hidden, depthwise conv (k, or k x k on a
+    grid) for local context, GELU, linear hidden -> outputs. Light: O(L * D * hidden) work.
 
+    The depthwise conv is a sum of k (k * k) shifted views, channels last: on CPU this is far cheaper than a
+    grouped `Conv1d` (measured 1 ms against 140 ms forward at L = 4096).
     `(B, L, D) -> (B, L, outputs)`; inputs at padded positions must already be zero.
     """
 
@@ -240,26 +239,36 @@ class _Predictor(nn.Module):
         super().__init__()
         f = dict(device=device, dtype=dtype)
         self.grid, self.causal, self.kernel = grid, causal, kernel
-        if grid is None:
-            self.conv: nn.Module = nn.Conv1d(dim, hidden, kernel, **f)
-        else:
-            self.conv = nn.Conv2d(dim, hidden, kernel, padding=kernel // 2, **f)
+        # No bias before the conv: a zero (padded) input stays zero, so pads add nothing through the conv.
+        self.proj = nn.Linear(dim, hidden, bias=False, **f)
+        taps = kernel if grid is None else kernel * kernel
+        self.conv_weight = nn.Parameter(torch.randn(taps, hidden, **f) / math.sqrt(taps))
+        self.conv_bias = nn.Parameter(torch.zeros(hidden, **f))
         self.out = nn.Linear(hidden, outputs, **f)
         # Start near uniform weights and sigma_max / 2 (small output weights, zero bias), then learn.
         nn.init.normal_(self.out.weight, std=0.02)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _conv(self, h: Tensor) -> Tensor:
+        k = self.kernel
         if self.grid is None:
-            h = rearrange(x, "b l d -> b d l")
-            k = self.kernel
+            L = h.shape[1]
             # Causal: look only left; otherwise centred (zero padding = the border of an unpadded sequence).
-            h = F.pad(h, (k - 1, 0) if self.causal else ((k - 1) // 2, k // 2))
-            h = rearrange(self.conv(h), "b d l -> b l d")
+            lo = k - 1 if self.causal else (k - 1) // 2
+            hp = F.pad(h, (0, 0, lo, k - 1 - lo))
+            taps = [hp[:, t : t + L] for t in range(k)]
         else:
-            h = rearrange(x, "b (r c) d -> b d r c", r=self.grid[0])
-            h = rearrange(self.conv(h), "b d r c -> b (r c) d")
-        return self.out(F.gelu(h))
+            R, C = self.grid
+            g = rearrange(h, "b (r c) d -> b r c d", r=R)
+            hp = F.pad(g, (0, 0, k // 2, k // 2, k // 2, k // 2))
+            taps = [rearrange(hp[:, a : a + R, c : c + C], "b r c d -> b (r c) d") for a in range(k) for c in range(k)]
+        out = self.conv_bias
+        for t, view in enumerate(taps):
+            out = out + view * self.conv_weight[t]
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(F.gelu(self._conv(self.proj(x))))
 
 
 @register_block("contextpool")
@@ -275,7 +284,7 @@ class ContextPool(nn.Module):
         adaptive_weights: predict per-token weights; False = uniform weights (the paper's fixed-weight ablation).
         adaptive_support: predict per-token widths; False = the fixed width `sigma` for every token (ablation).
         sigma: the fixed width used when `adaptive_support=False` (default sigma_max / 2).
-        hidden: predictor width (default max(8, dim // 4)); kernel: predictor conv size (odd).
+        hidden: predictor width (default max(8, dim // 4)); kernel: predictor depthwise conv size (odd).
     """
 
     wrapper = True
