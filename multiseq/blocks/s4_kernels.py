@@ -14,7 +14,9 @@ Each op has a `_ref` (dense, complex128-friendly, no cleverness) that is its spe
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -155,6 +157,28 @@ def fft_conv_ref(u: Tensor, K: Tensor, D: Tensor | None = None, bidirectional: b
     return y
 
 
+FFT_THREADS_ENV = "MULTISEQ_FFT_THREADS"
+
+
+@contextlib.contextmanager
+def _fft_threads():
+    """Run CPU FFTs on `MULTISEQ_FFT_THREADS` threads (default 1), restoring the caller's count afterwards.
+
+    MKL's multi-threaded batched FFT stalls on this kind of machine: one S4D block at L = 1K went from ~0.2 s
+    to ~2 s forward+backward with 2 threads. Other ops keep the caller's thread count.
+    """
+    want = int(os.environ.get(FFT_THREADS_ENV, "1") or 1)
+    have = torch.get_num_threads()
+    if want <= 0 or want == have:
+        yield
+        return
+    torch.set_num_threads(want)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(have)
+
+
 class _FFTConv(torch.autograd.Function):
     """`y = irfft(rfft(u, n) rfft(k, n))[:L]` with a hand-written backward.
 
@@ -166,21 +190,25 @@ class _FFTConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u: Tensor, k: Tensor, n: int) -> Tensor:  # type: ignore[override]
-        u_f = torch.fft.rfft(u, n=n)  # (B, H, n/2+1)
-        k_f = torch.fft.rfft(k, n=n)  # (H, n/2+1)
+        cpu = u.device.type == "cpu"
+        with _fft_threads() if cpu else contextlib.nullcontext():
+            u_f = torch.fft.rfft(u, n=n)  # (B, H, n/2+1)
+            k_f = torch.fft.rfft(k, n=n)  # (H, n/2+1)
+            y = torch.fft.irfft(u_f * k_f, n=n)[..., : u.shape[-1]]
         ctx.save_for_backward(u_f, k_f)
         ctx.n, ctx.L, ctx.Lk = n, u.shape[-1], k.shape[-1]
-        return torch.fft.irfft(u_f * k_f, n=n)[..., : u.shape[-1]]
+        return y
 
     @staticmethod
     def backward(ctx, g: Tensor):  # type: ignore[override]
         u_f, k_f = ctx.saved_tensors
-        g_f = torch.fft.rfft(g, n=ctx.n)
         grad_u = grad_k = None
-        if ctx.needs_input_grad[0]:
-            grad_u = torch.fft.irfft(g_f * k_f.conj(), n=ctx.n)[..., : ctx.L]
-        if ctx.needs_input_grad[1]:
-            grad_k = torch.fft.irfft((g_f * u_f.conj()).sum(0), n=ctx.n)[..., : ctx.Lk]
+        with _fft_threads() if g.device.type == "cpu" else contextlib.nullcontext():
+            g_f = torch.fft.rfft(g, n=ctx.n)
+            if ctx.needs_input_grad[0]:
+                grad_u = torch.fft.irfft(g_f * k_f.conj(), n=ctx.n)[..., : ctx.L]
+            if ctx.needs_input_grad[1]:
+                grad_k = torch.fft.irfft((g_f * u_f.conj()).sum(0), n=ctx.n)[..., : ctx.Lk]
         return grad_u, grad_k, None
 
 
