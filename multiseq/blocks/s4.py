@@ -13,6 +13,7 @@ optimiser settings (`mark_optim`: own lr, no weight decay); frozen ones (lr 0, a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import Any
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 
 from multiseq.blocks.registry import mark_optim, register_block
 from multiseq.blocks.s4_kernels import (
+    _fft_threads,
     dplr_c_tilde,
     dplr_discretize,
     dplr_kernel,
@@ -383,7 +385,9 @@ class SSMBlock(nn.Module):
             # Zero pads before the convolution: a bidirectional kernel would otherwise carry them backwards.
             u = u * mask[..., None].to(u.dtype)
         L = x.shape[1]
-        K = self.kernel(L)  # (channels, H, L)
+        # The kernel is many small ops: threading them only adds wake-up latency (see `_fft_threads`).
+        with _fft_threads() if x.device.type == "cpu" else contextlib.nullcontext():
+            K = self.kernel(L)  # (channels, H, L)
         u = rearrange(u, "b l h -> b h l")
         y = fft_conv(u, K if self.bidirectional else K[0], self.D, bidirectional=self.bidirectional)
         return self._post(rearrange(y, "b h l -> b l h"), v)

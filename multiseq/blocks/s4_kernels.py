@@ -162,7 +162,8 @@ FFT_THREADS_ENV = "MULTISEQ_FFT_THREADS"
 
 @contextlib.contextmanager
 def _fft_threads():
-    """Run CPU FFTs on `MULTISEQ_FFT_THREADS` threads (default 1), restoring the caller's count afterwards.
+    """Run CPU FFTs (and the S4 kernel generation) on `MULTISEQ_FFT_THREADS` threads (default 1), restoring the
+    caller's count afterwards.
 
     MKL's multi-threaded batched FFT stalls on this kind of machine: one S4D block at L = 1K went from ~0.2 s
     to ~2 s forward+backward with 2 threads. Other ops keep the caller's thread count.
