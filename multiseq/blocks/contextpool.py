@@ -13,6 +13,12 @@ is computed like blocked local attention: blocks of query rows against their nei
 memory O(L * radius) (O(L * radius * cols) on a grid), never an L x L matrix and never an `unfold` copy per token.
 The softmax form is also the numerically safe one: sigma -> 0 gives exactly the identity, no 0/0.
 
+Placement: the paper puts ContextPool after each attention block, so the next attention block reads pooled
+features (n tokens in, n out). As a wrapper inside the backbone's pre-norm residual layer, `contextpool+X` pools
+the normalised input that X's queries, keys and values are computed from, while the residual stream keeps the
+unpooled tokens (sigma -> 0 or radius 0 gives exactly X). The `contextpool_stack_*` presets (presets/hybrids.py)
+reproduce the paper's order: a plain first attention layer, pooled attention in every later layer.
+
 `context_pool_ref` (dense, the formula above, float64-friendly) is the specification; `context_pool` is the
 banded CPU path, and the Triton kernel in `multiseq.kernels.triton_contextpool` is the fused CUDA path.
 """
