@@ -328,7 +328,10 @@ def _ok(e: dict[str, Any]) -> bool:
 
 
 def _extrapolate(series: list[tuple[int, float]], L: int) -> float | None:
-    # Power law through the last two measured points (the fitted tail), to a longer length.
+    # Power law through the last two measured points (the fitted tail), to a longer length; from a single point,
+    # the quadratic growth of the materialised L x L matrix.
+    if len(series) == 1 and series[0][1] > 0:
+        return series[0][1] * (L / series[0][0]) ** 2
     if len(series) < 2:
         return None
     (l0, y0), (l1, y1) = series[-2], series[-1]
