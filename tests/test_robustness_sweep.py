@@ -58,6 +58,10 @@ def text_task(split: str = "val", **kw: object) -> Texts:
     return Texts(split, **kw)
 
 
+def image_task(split: str = "val", **kw: object) -> Images:
+    return Images(split, **kw)
+
+
 def _tiny_fit(data, out=None, preset="local_bytes_tiny"):
     model = model_for_data(preset, data, width=16, depth=1)
     return fit(model, data, out=out, steps=3, batch_size=8, progress=False).model
@@ -115,3 +119,18 @@ def test_cli_rejects_wrong_noise_for_modality(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert r.returncode != 0 and "not a text noise" in r.stderr
+
+
+def test_robustness_cli_on_an_image_checkpoint(tmp_path):
+    _tiny_fit(Images("train"), out=tmp_path / "pixels", preset="local_pixels_tiny")
+    out = tmp_path / "rob"
+    r = subprocess.run(
+        [sys.executable, "-m", "multiseq.cli", "robustness", "--checkpoint", str(tmp_path / "pixels"), "--task",
+         "tests.test_robustness_sweep:image_task", "--noise", "gaussian_noise,occlusion", "--severity", "1,5",
+         "--out", str(out), "--quiet", "--examples", "1"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())["pixels"]
+    assert res["modality"] == "image" and len(res["rows"]) == 4
+    assert (out / "examples" / "example_0.png").exists()
