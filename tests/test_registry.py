@@ -7,10 +7,35 @@ import pytest
 import torch
 
 import multiseq
+from multiseq.adapters.base import EmbedSpec
 from multiseq.checkpoint import load_model, save_model
 from multiseq.config import ModelConfig
 from multiseq.errors import UnknownNameError
-from tests.helpers import random_inputs, short_length
+
+
+def random_inputs(spec: EmbedSpec, batch: int, length: int, generator: torch.Generator | None = None):
+    """Random adapter output `(x, mask)` for an embedding spec; the second row is padded when length > 2."""
+    g = generator
+    if spec.kind == "token":
+        x = torch.randint(1, spec.vocab_size, (batch, length), generator=g)
+    elif spec.kind == "linear":
+        x = torch.randn(batch, length, spec.in_features, generator=g)
+    else:
+        H, W = spec.img_size
+        x = torch.randn(batch, spec.in_chans, H, W, generator=g)
+        length = spec.grid[0] * spec.grid[1]
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    if spec.kind != "patch" and batch > 1 and length > 2:
+        mask[1, length // 2 :] = False
+        if spec.kind == "token":
+            x[1, length // 2 :] = 0
+    return x, mask
+
+
+def short_length(config) -> int:
+    """A short length the preset accepts (grids keep their size)."""
+    return min(config.adapter.max_length, 48)
+
 
 # Registry-wide checks run at a reduced size: the structure of every preset, not its full width.
 SMALL = {"width": 32}

@@ -214,6 +214,34 @@ def sdpa_attention(
     return out * any_key.to(out.dtype)
 
 
+class CrossAttention(nn.Module):
+    """Multi-head attention of queries `(B, Lq, D)` over keys/values `(B, Lk, D)` with a key mask `(B, Lk)`.
+
+    Args:
+        project_out: end with an output projection (off when the caller projects the result itself).
+    """
+
+    def __init__(self, dim: int, heads: int, project_out: bool = True, device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim, device=device, dtype=dtype)
+        self.kv = nn.Linear(dim, 2 * dim, device=device, dtype=dtype)
+        self.out = nn.Linear(dim, dim, device=device, dtype=dtype) if project_out else nn.Identity()
+
+    def split(self, x: Tensor) -> Tensor:
+        """(B, L, D) -> (B, H, L, d)."""
+        return rearrange(x, "b l (h d) -> b h l d", h=self.heads)
+
+    def merge(self, x: Tensor) -> Tensor:
+        """(B, H, L, d) -> (B, L, D) through the output projection."""
+        return self.out(rearrange(x, "b h l d -> b l (h d)"))
+
+    def forward(self, xq: Tensor, xkv: Tensor, key_mask: Tensor | None, causal: bool = False) -> Tensor:
+        q = self.split(self.q(xq))
+        k, v = (self.split(t) for t in self.kv(xkv).chunk(2, dim=-1))
+        return self.merge(sdpa_attention(q, k, v, causal=causal, key_padding_mask=key_mask))
+
+
 class MultiHeadBlock(nn.Module):
     """Shared projections for multi-head attention blocks: `x -> q, k, v -> attend -> out`.
 

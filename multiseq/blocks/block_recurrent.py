@@ -16,25 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
 
-from multiseq.blocks.attention import sdpa_attention
+from multiseq.blocks.attention import CrossAttention
 from multiseq.blocks.registry import register_block
-
-
-class _MHA(nn.Module):
-    def __init__(self, dim: int, heads: int, f: dict) -> None:
-        super().__init__()
-        self.heads = heads
-        self.q = nn.Linear(dim, dim, **f)
-        self.kv = nn.Linear(dim, 2 * dim, **f)
-
-    def forward(self, xq: Tensor, xkv: Tensor, key_mask: Tensor | None, causal: bool = False) -> Tensor:
-        q = rearrange(self.q(xq), "b l (h d) -> b h l d", h=self.heads)
-        k, v = (rearrange(t, "b l (h d) -> b h l d", h=self.heads) for t in self.kv(xkv).chunk(2, -1))
-        return rearrange(sdpa_attention(q, k, v, causal=causal, key_padding_mask=key_mask), "b h l d -> b l (h d)")
 
 
 @register_block("block_recurrent")
@@ -57,8 +42,9 @@ class BlockRecurrent(nn.Module):
         f = dict(device=device, dtype=dtype)
         self.block, self.causal = block, causal
         self.state0 = nn.Parameter(torch.randn(state_size, dim, **f) * dim**-0.5)
-        self.tok_self, self.tok_cross = _MHA(dim, heads, f), _MHA(dim, heads, f)
-        self.st_self, self.st_cross = _MHA(dim, heads, f), _MHA(dim, heads, f)
+        # Each pair is combined by a linear layer below, so the attentions skip their own output projection.
+        self.tok_self, self.tok_cross = (CrossAttention(dim, heads, project_out=False, **f) for _ in range(2))
+        self.st_self, self.st_cross = (CrossAttention(dim, heads, project_out=False, **f) for _ in range(2))
         self.tok_out = nn.Linear(2 * dim, dim, **f)
         self.st_update = nn.Linear(2 * dim, dim, **f)
         self.gates = nn.Linear(2 * dim, 2 * dim, **f)

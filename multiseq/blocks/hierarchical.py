@@ -37,7 +37,6 @@ class Hierarchical(MultiHeadBlock):
         kpm = mask if mask is not None else torch.ones(B, L, dtype=torch.bool, device=x.device)
         m = F.pad(kpm, (0, pad), value=False)
         xp = F.pad(x, (0, 0, 0, pad)) * m[..., None].to(x.dtype)
-        n = xp.shape[1] // c
         # Level 1: attention within chunks.
         q, k, v = rearrange(self.qkv(xp), "b (n c) (t h d) -> t (b n) h c d", c=c, t=3, h=self.heads)
         local = sdpa_attention(q, k, v, causal=self.causal, key_padding_mask=rearrange(m, "b (n c) -> (b n) c", c=c))

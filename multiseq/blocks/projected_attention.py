@@ -20,20 +20,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
 
-from multiseq.blocks.attention import MultiHeadBlock, sdpa_attention
+from multiseq.blocks.attention import CrossAttention, MultiHeadBlock
 from multiseq.blocks.registry import register_block
 from multiseq.errors import ConfigError, InputError
-
-
-def _heads(x: Tensor, h: int) -> Tensor:
-    return rearrange(x, "b l (h d) -> b h l d", h=h)
-
-
-def _merge(x: Tensor) -> Tensor:
-    return rearrange(x, "b h l d -> b l (h d)")
 
 
 @register_block("linformer")
@@ -76,24 +67,6 @@ class Linformer(MultiHeadBlock):
         return F.scaled_dot_product_attention(q, kp, vp)
 
 
-class _CrossAttention(nn.Module):
-    """Multi-head attention of queries (B, Lq, D) over keys/values (B, Lk, D) with a key mask (B, Lk)."""
-
-    def __init__(self, dim: int, heads: int, device: Any = None, dtype: Any = None) -> None:
-        super().__init__()
-        self.heads = heads
-        self.q = nn.Linear(dim, dim, device=device, dtype=dtype)
-        self.kv = nn.Linear(dim, 2 * dim, device=device, dtype=dtype)
-        self.out = nn.Linear(dim, dim, device=device, dtype=dtype)
-
-    def forward(self, xq: Tensor, xkv: Tensor, key_mask: Tensor | None, causal: bool = False) -> Tensor:
-        q = _heads(self.q(xq), self.heads)
-        k, v = (_heads(t, self.heads) for t in self.kv(xkv).chunk(2, dim=-1))
-        if causal:
-            return self.out(_merge(sdpa_attention(q, k, v, causal=True, key_padding_mask=key_mask)))
-        return self.out(_merge(sdpa_attention(q, k, v, key_padding_mask=key_mask)))
-
-
 @register_block("luna")
 class Luna(nn.Module):
     """Luna: pack into `packed` rows, unpack back; the packed sequence is carried to the next Luna layer."""
@@ -116,8 +89,8 @@ class Luna(nn.Module):
             raise ConfigError("this luna block is bidirectional (the causal variant needs cumulative packing)")
         f = dict(device=device, dtype=dtype)
         self.p0 = nn.Parameter(torch.randn(packed, dim, **f) * dim**-0.5)
-        self.pack = _CrossAttention(dim, heads, **f)
-        self.unpack = _CrossAttention(dim, heads, **f)
+        self.pack = CrossAttention(dim, heads, **f)
+        self.unpack = CrossAttention(dim, heads, **f)
         self.p_norm = nn.LayerNorm(dim, **f)
         self.drop = nn.Dropout(dropout)
 
@@ -165,9 +138,9 @@ class Perceiver(nn.Module):
         self.causal, self.n_latents = causal, latents
         if not causal:
             self.latents = nn.Parameter(torch.randn(latents, dim, **f) * dim**-0.5)
-            self.read = _CrossAttention(dim, heads, **f)
-        self.cross = _CrossAttention(dim, heads, **f)
-        self.self_attn = _CrossAttention(dim, heads, **f)
+            self.read = CrossAttention(dim, heads, **f)
+        self.cross = CrossAttention(dim, heads, **f)
+        self.self_attn = CrossAttention(dim, heads, **f)
         self.norm = nn.LayerNorm(dim, **f)
         self.drop = nn.Dropout(dropout)
 
@@ -180,12 +153,12 @@ class Perceiver(nn.Module):
             # Latent i (position L-n+i) sees inputs j <= L-n+i: a causal mask shifted by L-n.
             allowed = torch.arange(L, device=x.device)[None, :] <= (L - n + torch.arange(n, device=x.device))[:, None]
             kpm = mask if mask is not None else torch.ones(B, L, dtype=torch.bool, device=x.device)
-            q = _heads(self.cross.q(lat_q), self.cross.heads)
-            k, v = (_heads(t, self.cross.heads) for t in self.cross.kv(x).chunk(2, dim=-1))
+            q = self.cross.split(self.cross.q(lat_q))
+            k, v = (self.cross.split(t) for t in self.cross.kv(x).chunk(2, dim=-1))
             am = allowed[None, None] & kpm[:, None, None, :]
             any_key = am.any(-1, keepdim=True)
             lat = F.scaled_dot_product_attention(q, k, v, attn_mask=am | ~any_key) * any_key.to(q.dtype)
-            lat = lat_q + self.cross.out(_merge(lat))
+            lat = lat_q + self.cross.merge(lat)
             lat_mask = kpm[:, L - n :]
             lat = lat + self.self_attn(self.norm(lat), self.norm(lat), lat_mask, causal=True)
             out = torch.zeros_like(x)

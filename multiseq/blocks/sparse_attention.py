@@ -15,7 +15,6 @@ None of them forms the L x L matrix:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
