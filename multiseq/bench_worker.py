@@ -81,11 +81,20 @@ def _cap_address_space(extra_mb: float) -> None:
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    global _address_space_capped
+    _address_space_capped = True
+
+
+# Under the address-space cap, C code whose allocation fails may return an error without setting an exception,
+# which Python reports as a SystemError: that is an allocation failure too.
+_address_space_capped = False
 
 
 def is_oom(exc: BaseException) -> bool:
     """True for the errors an allocation failure raises (CPU allocator, CUDA caching allocator, MemoryError)."""
     if isinstance(exc, MemoryError):
+        return True
+    if isinstance(exc, SystemError) and _address_space_capped:
         return True
     text = str(exc).lower()
     return any(s in text for s in ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory", "bad_alloc"))
@@ -234,7 +243,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             step()
             times.append((time.perf_counter() - t0) * 1e3)
         result.update(peak.stop())
-    except (RuntimeError, MemoryError) as e:
+    except (RuntimeError, MemoryError, SystemError) as e:
         if not is_oom(e):
             raise
         return {**result, "status": "oom", "error": _first_line(e)}
