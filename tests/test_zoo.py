@@ -240,3 +240,22 @@ def test_reformer_one_round_matches_dense_bucket_chunks(causal):
         want[b, 0] = p @ v[b, 0]
     got = lsh_attention(q, v, kpm, nb, 1, c, 3, causal)
     torch.testing.assert_close(got * kpm[:, None, :, None], want * kpm[:, None, :, None])
+
+
+def test_reformer_auto_buckets_follow_length_and_match_explicit_count():
+    from multiseq.blocks.reformer import auto_buckets
+
+    assert auto_buckets(40, 64) == 2 and auto_buckets(400, 64) == 6 and auto_buckets(16384, 64) == 256
+    torch.manual_seed(0)
+    auto = build_block("reformer", 16, heads=2, chunk=8).eval()
+    fixed = build_block("reformer", 16, heads=2, chunk=8, buckets=auto_buckets(100, 8))
+    fixed.load_state_dict(auto.state_dict())
+    x = torch.randn(2, 100, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(auto(x), fixed.eval()(x))
+
+
+@pytest.mark.parametrize("options", [{"buckets": 3}, {"buckets": "many"}, {"chunk": 0}])
+def test_reformer_rejects_bad_bucket_and_chunk_options(options):
+    with pytest.raises(ConfigError, match="buckets|chunk"):
+        build_block("reformer", 16, heads=2, **options)

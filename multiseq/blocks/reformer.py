@@ -1,10 +1,12 @@
 """Reformer LSH attention (Kitaev et al., 2020), registered as `reformer`.
 
 Shared query-key projection; keys are the unit-normalised queries. Each of `hashes` rounds hashes positions into
-`buckets` buckets by a random rotation (`argmax([xR, -xR])`, drawn from `seed` so that hashing is deterministic),
+`buckets` buckets (by default `"auto"`: about one chunk of positions per bucket, as the paper sets the bucket count
+from the length) by a random rotation (`argmax([xR, -xR])`, drawn from `seed` so that hashing is deterministic),
 sorts positions by (bucket, position), cuts each bucket's sorted positions into chunks of `chunk`, and lets each
 chunk attend to itself and the previous chunk of the same bucket. A position attends to itself only when it has no
-other key. Rounds are combined by their log-sum-exp weights. Memory O(hashes * L * chunk).
+other key. Rounds are combined by their log-sum-exp weights. The sorted layout holds the positions plus at most one
+partly filled chunk per bucket, so with automatic buckets time and memory are O(hashes * L * chunk).
 """
 
 from __future__ import annotations
@@ -29,16 +31,21 @@ def lsh_buckets(x: Tensor, buckets: int, hashes: int, seed: int) -> Tensor:
     return torch.cat([rot, -rot], dim=-1).argmax(-1)
 
 
+def auto_buckets(length: int, chunk: int) -> int:
+    """The even bucket count that puts about one chunk of positions in each bucket (at least 2)."""
+    return max(2, 2 * round(length / (2 * chunk)))
+
+
 @register_block("reformer")
 class Reformer(nn.Module):
-    """LSH attention with shared QK: `buckets` (even), `hashes` rounds, chunks of `chunk` sorted positions."""
+    """LSH attention with shared QK: `buckets` (even, or "auto"), `hashes` rounds, chunks of `chunk` sorted positions."""
 
     def __init__(
         self,
         dim: int,
         *,
         heads: int = 8,
-        buckets: int = 32,
+        buckets: int | str = "auto",
         hashes: int = 2,
         chunk: int = 64,
         seed: int = 0,
@@ -48,8 +55,10 @@ class Reformer(nn.Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        if buckets < 2 or buckets % 2:
-            raise ConfigError(f"buckets must be an even number >= 2, got {buckets}")
+        if buckets != "auto" and (not isinstance(buckets, int) or buckets < 2 or buckets % 2):
+            raise ConfigError(f'buckets must be an even number >= 2 or "auto", got {buckets!r}')
+        if not isinstance(chunk, int) or chunk < 1:
+            raise ConfigError(f"chunk must be a positive number of positions, got {chunk!r}")
         if dim % heads:
             raise ConfigError(f"width {dim} is not divisible by heads={heads}")
         f = dict(device=device, dtype=dtype)
@@ -66,7 +75,9 @@ class Reformer(nn.Module):
         qk = rearrange(self.qk(x), "b l (h d) -> b h l d", h=h)
         v = rearrange(self.v(x), "b l (h d) -> b h l d", h=h)
         kpm = mask if mask is not None else torch.ones(B, L, dtype=torch.bool, device=x.device)
-        out = lsh_attention(qk, v, kpm, self.buckets, self.hashes, min(self.chunk, L), self.seed, self.causal)
+        chunk = min(self.chunk, L)
+        buckets = auto_buckets(L, chunk) if self.buckets == "auto" else self.buckets
+        out = lsh_attention(qk, v, kpm, buckets, self.hashes, chunk, self.seed, self.causal)
         return self.drop(self.out(rearrange(out, "b h l d -> b l (h d)")))
 
 
@@ -93,8 +104,7 @@ def lsh_attention(
     rank = torch.arange(L, device=qk.device) - torch.gather(first, -1, sorted_bkt)
     slot_sorted = torch.gather(slot_start, -1, sorted_bkt) + rank  # slot of each sorted position
     slot = torch.empty_like(slot_sorted).scatter_(-1, order, slot_sorted)  # slot of each original position
-    S = L + nbk * chunk  # enough slots for every bucket rounded up to whole chunks
-    S = -(-S // chunk) * chunk
+    S = int(padded.sum(-1).max())  # slots for the fullest layout: every bucket rounded up to whole chunks
     outs, lses = [], []
     for r in range(hashes):
         idx = slot[r]  # (B, H, L)

@@ -13,7 +13,7 @@ ZOO_OPTIONS = {
     "sparse": {"heads": 4, "pattern": "strided"},
     "longformer": {"heads": 4, "window": 128, "global_tokens": 1},
     "bigbird": {"heads": 4, "block": 32, "global_blocks": 1, "random_blocks": 2},
-    "reformer": {"heads": 4, "buckets": 32, "hashes": 2, "chunk": 64},
+    "reformer": {"heads": 4, "buckets": "auto", "hashes": 2, "chunk": 64},
     "sinkhorn": {"heads": 4, "block": 32},
     "synthesizer": {"heads": 4, "variant": "dense", "max_length": 1024},
     "luna": {"heads": 4, "packed": 16},
