@@ -202,6 +202,8 @@ class TextClassifier(_SequenceClassifier):
         size: preset size when `model` is a family (`tiny`, `small`, ...).
         max_length: bytes (default 1024) or patches (default 529) per text; longer texts are truncated.
         render_config: renderer configuration for `pixels` (bundled name or JSON path).
+        rendering: `words` (each word starts on a patch boundary; learns much faster from scratch) or
+            `continuous` (PIXEL's one run of text).
         epochs, steps: training length (`steps`, when given, wins).
         batch_size, lr, weight_decay, seed: optimisation (AdamW, warm-up then cosine decay).
         device: `None` (CUDA when present), `cpu`, `cuda`, ...
@@ -222,6 +224,7 @@ class TextClassifier(_SequenceClassifier):
         size: str = "tiny",
         max_length: int | None = None,
         render_config: str = "pixel",
+        rendering: str = "words",
         epochs: float = 3.0,
         steps: int | None = None,
         batch_size: int = 32,
@@ -235,6 +238,7 @@ class TextClassifier(_SequenceClassifier):
     ) -> None:
         self.model, self.input, self.size, self.max_length = model, input, size, max_length
         self.render_config, self.epochs, self.steps, self.batch_size = render_config, epochs, steps, batch_size
+        self.rendering = rendering
         self.lr, self.weight_decay, self.seed, self.device = lr, weight_decay, seed, device
         self.progress, self.num_workers, self.model_options = progress, num_workers, model_options
 
@@ -250,7 +254,8 @@ class TextClassifier(_SequenceClassifier):
         # The whole renderer config travels inside the model config, so a saved model renders the same way
         # even if the bundled configuration changes later.
         full.pop("max_seq_length")
-        return AdapterConfig("render", max_length=self.max_length or 529, options={"config": "pixel", "overrides": full})
+        options = {"config": "pixel", "overrides": full, "rendering": self.rendering}
+        return AdapterConfig("render", max_length=self.max_length or 529, options=options)
 
     def _prepare(self, X: Any) -> list[Any]:
         items = _as_list(X, "texts")

@@ -3,6 +3,7 @@
     python -m renderers "Hello, world" -o hello.png            # the strip (add --square for 368 x 368)
     python -m renderers --bench                                # lines per second on one core
     python -m renderers --bench --file reviews.txt --limit 2000
+    python -m renderers --bench --words                        # word by word (each word from a patch boundary)
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ SAMPLE = [
 ]
 
 
-def bench(renderer: TextRenderer, lines: list[str], seconds: float = 3.0) -> dict[str, float]:
-    """Render `lines` round-robin for about `seconds` on this one thread.
+def bench(renderer: TextRenderer, lines: list, seconds: float = 3.0) -> dict[str, float]:
+    """Render `lines` (texts, or word lists) round-robin for about `seconds` on this one thread.
 
     Returns lines per wall-clock second and per CPU second of this process (the per-core rate, less sensitive
     to other work on a shared machine)."""
@@ -45,7 +46,11 @@ def bench(renderer: TextRenderer, lines: list[str], seconds: float = 3.0) -> dic
         n += len(lines)
     dt, dc = time.perf_counter() - t0, time.process_time() - c0
     return {"lines": n, "wall_s": round(dt, 3), "cpu_s": round(dc, 3), "lines_per_second": round(n / dt, 1),
-            "lines_per_cpu_second": round(n / dc, 1), "mean_chars": round(sum(map(len, lines)) / len(lines), 1)}
+            "lines_per_cpu_second": round(n / dc, 1), "mean_chars": round(sum(map(_chars, lines)) / len(lines), 1)}
+
+
+def _chars(line: str | list[str]) -> int:
+    return len(line) if isinstance(line, str) else len(" ".join(line))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--file", help="benchmark lines from this UTF-8 text file (one per line)")
     p.add_argument("--limit", type=int, default=5000, help="at most this many lines from --file")
     p.add_argument("--seconds", type=float, default=3.0, help="benchmark duration")
+    p.add_argument("--words", action="store_true", help="benchmark word mode: each line split on whitespace")
     args = p.parse_args(argv)
     renderer = TextRenderer.from_config(args.config)
     if args.bench:
@@ -66,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                 lines = [line.strip() for line in f if line.strip()][: args.limit]
         else:
             lines = SAMPLE
-        out = bench(renderer, lines, args.seconds)
+        out = bench(renderer, [line.split() for line in lines] if args.words else lines, args.seconds)
+        out["mode"] = "words" if args.words else "continuous"
         out["threads"] = 1
         out["pid"] = os.getpid()
         print(json.dumps(out))

@@ -238,6 +238,19 @@ class PangoBackend:
         self._dirty = max(self._dirty, clip[1])
         return ext
 
+    def grab(self, start: int, stop: int) -> np.ndarray:
+        """A copy of the surface's columns `[start, stop)` in its own format (for `paste`)."""
+        self.surface.flush()
+        return self._pixels[:, start:stop].copy()
+
+    def paste(self, start: int, block: np.ndarray) -> None:
+        """Write columns grabbed earlier (by `grab`) back at column `start`."""
+        self.surface.flush()
+        stop = start + block.shape[1]
+        self._pixels[:, start:stop] = block
+        self.surface.mark_dirty()
+        self._dirty = max(self._dirty, stop)
+
     def read(self, columns: int | None = None) -> np.ndarray:
         """The strip as uint8, black text on white: `(H, W)` gray or `(H, W, 3)` RGB.
 

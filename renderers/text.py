@@ -71,6 +71,17 @@ class RenderResult:
         return self.num_text_patches
 
 
+WORD_CACHE_SIZE = 20_000  # words whose pixels a renderer keeps (a few KB each)
+
+
+@dataclass(frozen=True)
+class _CachedWord:
+    width: int  # px, the word with its trailing space
+    patches: int
+    unknown: int  # glyphs the fonts could not draw
+    pixels: np.ndarray  # the backend's columns for the word's patches
+
+
 class TextRenderer:
     """PangoCairo renderer with an explicit, private font setup. Build with `TextRenderer.from_config("pixel")`.
 
@@ -90,6 +101,7 @@ class TextRenderer:
         self.errors = errors
         self._backend = None
         self._pid = None
+        self._word_cache: dict[str, _CachedWord] = {}
 
     @classmethod
     def from_config(cls, name_or_path: Any = "pixel", errors: str = "strict", **overrides: Any) -> TextRenderer:
@@ -105,6 +117,7 @@ class TextRenderer:
 
             self._backend = PangoBackend(self.config)
             self._pid = os.getpid()
+            self._word_cache = {}
         return self._backend
 
     def __getstate__(self) -> dict[str, Any]:
@@ -193,28 +206,49 @@ class TextRenderer:
         return self._finish(blacks, missing, truncated, drawn[0] if len(drawn) == 1 else tuple(drawn))
 
     def _render_words(self, words: list[str]) -> RenderResult:
+        """Each word from a patch boundary. A word's pixels depend only on the word (it is drawn at the same offset
+        in its own patches, clipped to them), so whole words are drawn once and then copied from a bounded cache."""
         cfg, be = self.config, self.backend
         P, last = cfg.pixels_per_patch, cfg.max_seq_length - 1
         be.clear()
         start, starts, drawn, missing, truncated = 0, [], [], 0, False
         for i, word in enumerate(words):
+            limit = (last - start) * P - 2 * cfg.text_x
+            cached = self._word_cache.get(word)
+            if cached is not None and cached.width <= limit:
+                n = cached.patches
+                if n:
+                    be.paste(start * P, cached.pixels)
+                missing += cached.unknown
+                starts.append(start)
+                drawn.append(word)
+                start += n
+                continue
             piece = word + " "
             r = is_rtl(word)
             # The word's right margin doubles as PIXEL's +2 px after the last word.
-            piece, e, cut = self._fit(piece, r, (last - start) * P - 2 * cfg.text_x)
+            piece, e, cut = self._fit(piece, r, limit)
             w, n = e.width, self._span(e.width)
             if cut and (i > 0 or not piece.strip()):
                 truncated = True
                 break
             truncated = truncated or cut
             x = (start + n) * P - cfg.text_x - w if r else start * P + cfg.text_x
-            missing += be.draw(piece, r, x, (start * P, (start + n) * P), e).unknown
+            unknown = be.draw(piece, r, x, (start * P, (start + n) * P), e).unknown
+            missing += unknown
+            if not cut:
+                self._remember(word, _CachedWord(w, n, unknown, be.grab(start * P, (start + n) * P)))
             starts.append(start)
             drawn.append(word if piece == word + " " else piece)
             start += n
         result = self._finish([start], missing, truncated, drawn)
         result.word_starts = starts
         return result
+
+    def _remember(self, word: str, entry: _CachedWord) -> None:
+        if len(self._word_cache) >= WORD_CACHE_SIZE:
+            self._word_cache.pop(next(iter(self._word_cache)))  # oldest first
+        self._word_cache[word] = entry
 
     def _finish(self, blacks: list[int], missing: int, truncated: bool, text: Any) -> RenderResult:
         cfg = self.config

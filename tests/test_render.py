@@ -195,6 +195,20 @@ def test_word_mode_drops_words_that_do_not_fit(renderer):
     assert r.num_text_patches <= N - 1 and len(r.text) == len(r.word_starts)
 
 
+def test_word_mode_cache_gives_the_pixels_of_a_fresh_render():
+    words = [w for k in sorted(SCRIPTS) for w in SCRIPTS[k].split()]
+    words = (words * 12)[:400]  # repeats, and a list that runs past the strip's end
+    warm = TextRenderer.from_config("pixel")
+    warm.render(words[::-1])  # every word drawn and cached first, at other positions
+    cold = TextRenderer.from_config("pixel")
+    a, b = warm.render(words), cold.render(words)
+    assert warm._word_cache and a.truncated and b.truncated
+    np.testing.assert_array_equal(a.pixels, b.pixels)
+    assert (a.word_starts, a.text, a.missing_glyphs) == (b.word_starts, b.text, b.missing_glyphs)
+    # A cached word never lands past the strip: the end patch stays where a fresh render puts it.
+    assert a.num_text_patches == b.num_text_patches <= N - 1
+
+
 def test_same_pixels_twice_and_after_pickling(renderer):
     texts = [SCRIPTS[k] for k in sorted(SCRIPTS)]
     first = [renderer.render(t).pixels for t in texts]
@@ -246,3 +260,12 @@ def test_rgb_config_matches_gray():
     assert a.num_text_patches == b.num_text_patches
     assert np.abs(a.pixels[..., 0].astype(int) - b.pixels).max() <= 2
     assert squarify(a.pixels).shape == (368, 368, 3)
+
+
+def test_benchmark_command_measures_both_modes(capsys):
+    from renderers.__main__ import main
+
+    for extra, mode in (([], "continuous"), (["--words"], "words")):
+        assert main(["--bench", "--seconds", "0.2", *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["mode"] == mode and out["lines"] > 0 and out["lines_per_second"] > 0 and out["mean_chars"] > 30

@@ -72,6 +72,19 @@ def test_pairs_words_and_prerendered_inputs(adapter):
         adapter([other])
 
 
+def test_word_rendering_option_and_presets(adapter):
+    words = build_adapter(AdapterConfig("render", max_length=529, options={"rendering": "words"}))
+    text = "  the same  word, the same patches "
+    x, m = words([text, ("a", "pair")])
+    want, wm = adapter([text.split(), ("a", "pair")])  # strings split on whitespace; pairs drawn as given
+    torch.testing.assert_close(x, want)
+    assert torch.equal(m, wm)
+    with pytest.raises(ConfigError, match="rendering must be one of"):
+        build_adapter(AdapterConfig("render", max_length=529, options={"rendering": "glyphs"}))
+    config = multiseq.get_model_config("s4d_render_tiny")
+    assert config.adapter.options["rendering"] == "words" and config.head.pool == "max"
+
+
 def test_rgb_features():
     a = build_adapter(AdapterConfig("render", max_length=529, options={"config": "pixel_rgb"}))
     x, m = a(["color"])
