@@ -1,11 +1,13 @@
-"""A short CPU run showing that the ContextPool preset and a hybrid learn ListOps (LRA's generator, seeded).
+"""Short CPU runs showing which presets learn ListOps (LRA's generator, seeded), all on the same budget.
 
-    flock /tmp/multiseq-heavy.lock .venv/bin/python benchmarks/contextpool_listops_short.py --steps 400
+    .venv/bin/python benchmarks/listops_short.py --steps 1000 --train-size 10000 --val-size 1000 --threads 1 \
+        --models s4d_bytes_tiny,mega_chunk_bytes_tiny,ls_bytes_tiny
 
 Trains each model (default: `contextpool_local_bytes_tiny`, `spade_bytes_tiny`, and `local_bytes_tiny` for
 reference; each adapted to the ListOps vocabulary by `model_for_data`) on `multiseq.demo.listops_short` (LRA's ListOps
 generator with trees of 50..400 tokens, so a CPU run takes minutes) and reports validation accuracy before and
-after training against the majority-class rate of the same validation set. One JSON line per model.
+after training against the majority-class rate of the same validation set. One JSON line per model on stdout
+(progress lines too: keep the lines that start with `{`). Records: `results/listops-short-*.jsonl`.
 """
 
 from __future__ import annotations
