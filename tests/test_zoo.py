@@ -222,10 +222,12 @@ def test_reformer_one_round_matches_dense_bucket_chunks(causal):
     want = torch.zeros_like(v)
     for b in range(2):
         real = [j for j in range(L) if kpm[b, j]]
-        rank = {}
+        rank = {}  # position -> (bucket, rank in the chunked order: within its bucket if causal, else overall)
+        done = 0
         for bucket in range(nb):
             members = [j for j in real if bkt[b, 0, j] == bucket]
-            rank.update({j: (bucket, r) for r, j in enumerate(members)})
+            rank.update({j: (bucket, r if causal else done + r) for r, j in enumerate(members)})
+            done += len(members)
         allowed = torch.zeros(L, L, dtype=torch.bool)
         for i in real:
             bi, ri = rank[i]

@@ -3,10 +3,11 @@
 Shared query-key projection; keys are the unit-normalised queries. Each of `hashes` rounds hashes positions into
 `buckets` buckets (by default `"auto"`: about one chunk of positions per bucket, as the paper sets the bucket count
 from the length) by a random rotation (`argmax([xR, -xR])`, drawn from `seed` so that hashing is deterministic),
-sorts positions by (bucket, position), cuts each bucket's sorted positions into chunks of `chunk`, and lets each
-chunk attend to itself and the previous chunk of the same bucket. A position attends to itself only when it has no
-other key. Rounds are combined by their log-sum-exp weights. The sorted layout holds the positions plus at most one
-partly filled chunk per bucket, so with automatic buckets time and memory are O(hashes * L * chunk).
+sorts positions by (bucket, position), cuts the sorted positions into chunks of `chunk` (causal: each bucket's
+own), and lets each position attend to the keys of its own bucket in its chunk and the previous one. A position attends to itself only when it has no
+other key. Rounds are combined by their log-sum-exp weights. Time and memory O(hashes * L * chunk): the sorted
+layout holds the L positions (causal: plus at most one partly filled chunk per bucket, so about 1.5 L with
+automatic buckets).
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ def lsh_buckets(x: Tensor, buckets: int, hashes: int, seed: int) -> Tensor:
     g = torch.Generator().manual_seed(seed)
     R = torch.randn(hashes, x.shape[-1], buckets // 2, generator=g).to(x)
     rot = torch.einsum("bhld,rdk->rbhlk", x, R)
-    return torch.cat([rot, -rot], dim=-1).argmax(-1)
+    # argmax over [rot, -rot] without building it: the largest entry or the most negative one.
+    hi, hi_at = rot.max(-1)
+    lo, lo_at = rot.min(-1)
+    return torch.where(hi >= -lo, hi_at, lo_at + buckets // 2)
 
 
 def auto_buckets(length: int, chunk: int) -> int:
@@ -86,8 +90,10 @@ def lsh_attention(
 ) -> Tensor:
     """qk, v: (B, H, L, d); kpm: (B, L) -> (B, H, L, d).
 
-    Chunks never straddle buckets: each bucket's sorted positions are laid out from a chunk boundary. A position's
-    chunk then depends only on the earlier positions of its own bucket, so the causal variant never sees the future.
+    Bidirectional: positions sorted by (bucket, position) are cut into chunks of `chunk` as in the paper, so the
+    layout has exactly L slots (rounded up to a chunk). Causal: each bucket's sorted positions are laid out from a
+    chunk boundary, so a position's chunk depends only on the earlier positions of its own bucket and the causal
+    variant never sees the future (at most one partly filled chunk per bucket).
     """
     B, H, L, d = qk.shape
     k = F.normalize(qk, dim=-1)
@@ -96,7 +102,9 @@ def lsh_attention(
     bkt = torch.where(kpm[None, :, None, :], bkt, buckets)
     nbk = buckets + 1
     counts = F.one_hot(bkt, nbk).sum(-2)  # (R, B, H, nbk)
-    padded = -(-counts // chunk) * chunk
+    # Causal: every bucket starts on a chunk boundary. Bidirectional: sorted positions are chunked as they come
+    # (a chunk may hold the end of one bucket and the start of the next; the bucket test keeps them apart).
+    padded = -(-counts // chunk) * chunk if causal else counts
     slot_start = torch.cumsum(padded, -1) - padded  # first slot of each bucket
     first = torch.cumsum(counts, -1) - counts  # first sorted index of each bucket
     order = torch.argsort(bkt * L + torch.arange(L, device=qk.device), dim=-1)  # (R, B, H, L)
@@ -104,7 +112,7 @@ def lsh_attention(
     rank = torch.arange(L, device=qk.device) - torch.gather(first, -1, sorted_bkt)
     slot_sorted = torch.gather(slot_start, -1, sorted_bkt) + rank  # slot of each sorted position
     slot = torch.empty_like(slot_sorted).scatter_(-1, order, slot_sorted)  # slot of each original position
-    S = int(padded.sum(-1).max())  # slots for the fullest layout: every bucket rounded up to whole chunks
+    S = -(-int(padded.sum(-1).max()) // chunk) * chunk  # slots for the fullest layout, in whole chunks
     outs, lses = [], []
     for r in range(hashes):
         idx = slot[r]  # (B, H, L)
