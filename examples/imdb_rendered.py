@@ -1,6 +1,6 @@
 """Rendered-text IMDb: reviews drawn as PIXEL-style strips (529 patches of 16x16) and classified from pixels.
 
-    python examples/imdb_rendered.py --out runs/imdb_rendered          # default budget: a few minutes on CPU
+    python examples/imdb_rendered.py --out runs/imdb_rendered          # default budget: about 5 minutes on 2 CPU cores
     python examples/imdb_rendered.py --tiny --out /tmp/imdb_rendered   # seconds
 
 Reviews are rendered word by word by default (`--rendering words`: every word starts on a patch boundary, so a
