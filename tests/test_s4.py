@@ -10,7 +10,7 @@ import torch
 
 from multiseq.blocks import build_block
 from multiseq.blocks.s4 import DiagKernel, DPLRKernel, hippo_legs, legs_dplr
-from multiseq.blocks.s4_kernels import _cauchy, _cauchy_chunk
+from multiseq.blocks.s4_kernels import _cauchy, _cauchy_chunk, _cauchy_pairs
 from multiseq.errors import ConfigError
 from multiseq.functional import (
     dplr_kernel,
@@ -127,6 +127,19 @@ def test_dplr_gradcheck_and_chunked_cauchy():
     g = torch.randn_like(a)
     for p, q in zip(torch.autograd.grad((a * g.conj()).real.sum(), (v, x)), torch.autograd.grad((b * g.conj()).real.sum(), (v, x))):
         torch.testing.assert_close(p, q)
+
+
+def test_paired_cauchy_equals_the_sum_over_the_augmented_system():
+    v = torch.randn(4, 2, 3, dtype=C128, requires_grad=True)
+    x = torch.randn(2, 3, dtype=C128, requires_grad=True)
+    z = torch.polar(torch.ones(9, dtype=D64), torch.linspace(0, 3, 9, dtype=D64))
+    full = lambda t: torch.cat([t, t.conj()], -1)  # noqa: E731
+    a, b = _cauchy_pairs(v, x, 1 - z, 1 + z, budget=6), _cauchy_chunk(full(v), full(x), 1 - z, 1 + z)
+    torch.testing.assert_close(a, b)
+    g = torch.randn_like(a)
+    for p, q in zip(torch.autograd.grad((a * g.conj()).real.sum(), (v, x)), torch.autograd.grad((b * g.conj()).real.sum(), (v, x))):
+        torch.testing.assert_close(p, q)
+    assert torch.autograd.gradcheck(lambda v_, x_: _cauchy_pairs(v_, x_, 1 - z, 1 + z, budget=4), (v, x))
 
 
 def test_legs_dplr_reconstructs_hippo():
