@@ -101,7 +101,8 @@ def lsh_attention(
     # Padding positions go to an extra bucket past the others, so real chunks never hold them.
     bkt = torch.where(kpm[None, :, None, :], bkt, buckets)
     nbk = buckets + 1
-    counts = F.one_hot(bkt, nbk).sum(-2)  # (R, B, H, nbk)
+    counts = torch.zeros(*bkt.shape[:-1], nbk, dtype=bkt.dtype, device=bkt.device)
+    counts.scatter_add_(-1, bkt, torch.ones_like(bkt))  # (R, B, H, nbk), without an (..., L, nbk) one-hot
     # Causal: every bucket starts on a chunk boundary. Bidirectional: sorted positions are chunked as they come
     # (a chunk may hold the end of one bucket and the start of the next; the bucket test keeps them apart).
     padded = -(-counts // chunk) * chunk if causal else counts
