@@ -46,6 +46,7 @@ typedef struct _FcPattern FcPattern;
 typedef struct _FcObjectSet FcObjectSet;
 typedef struct { int nfont; int sfont; FcPattern **fonts; } FcFontSet;
 FcConfig *FcConfigCreate(void);
+int FcGetVersion(void);
 int FcConfigAppFontAddFile(FcConfig *config, const unsigned char *file);
 void FcConfigDestroy(FcConfig *config);
 FcPattern *FcPatternCreate(void);
@@ -222,10 +223,12 @@ class PangoBackend:
             self.surface.mark_dirty()
             self._dirty = 0
 
-    def draw(self, text: str, rtl: bool, x: float, clip: tuple[int, int], ext: Extents | None = None) -> Extents:
+    def draw(self, text: str, rtl: bool, x: float, clip: tuple[int, int], ext: Extents | None = None,
+             scale_x: float = 1.0) -> Extents:
         """Draw `text` with its logical left edge at `x` on the fixed baseline, clipped to columns `[clip)`.
 
-        `ext`: the text's extents when already measured (saves a query)."""
+        `ext`: the text's extents when already measured (saves a query). `scale_x`: horizontal scale of the
+        drawing around `x` (heights and the baseline never change)."""
         if ext is None or self._current[int(rtl)] != text:
             ext = self.measure(text, rtl)
         cr = self.cr
@@ -233,8 +236,16 @@ class PangoBackend:
         cr.rectangle(clip[0], 0, clip[1] - clip[0], self.config.height)
         cr.clip()
         cr.set_source_rgb(0, 0, 0)
-        cr.move_to(x - ext.x, self.baseline_y - ext.baseline)
-        pangocairocffi.pangocairo.pango_cairo_show_layout(self._cr_pc, self._layouts_pc[int(rtl)])
+        if scale_x != 1.0:
+            cr.save()
+            cr.translate(x, 0)
+            cr.scale(scale_x, 1.0)
+            cr.move_to(-ext.x, self.baseline_y - ext.baseline)
+            pangocairocffi.pangocairo.pango_cairo_show_layout(self._cr_pc, self._layouts_pc[int(rtl)])
+            cr.restore()
+        else:
+            cr.move_to(x - ext.x, self.baseline_y - ext.baseline)
+            pangocairocffi.pangocairo.pango_cairo_show_layout(self._cr_pc, self._layouts_pc[int(rtl)])
         self._dirty = max(self._dirty, clip[1])
         return ext
 
@@ -259,13 +270,23 @@ class PangoBackend:
         self.surface.flush()
         cfg = self.config
         n = cfg.width if columns is None else min(columns, cfg.width)
-        if cfg.rgb:
-            out = np.full((cfg.height, cfg.width, 3), 255, dtype=np.uint8)
-            out[:, :n] = self._pixels[:, :n, 2::-1]  # BGRX -> RGB
-        else:
-            out = np.full((cfg.height, cfg.width), 255, dtype=np.uint8)
-            np.subtract(255, self._pixels[:, :n], out=out[:, :n])
+        out = np.full((cfg.height, cfg.width, 3) if cfg.rgb else (cfg.height, cfg.width), 255, dtype=np.uint8)
+        self._convert(0, n, out[:, :n])
         return out
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        """Columns `[start, stop)` as `read` gives them (uint8, black on white), a new array."""
+        self.surface.flush()
+        cfg = self.config
+        out = np.empty((cfg.height, stop - start, 3) if cfg.rgb else (cfg.height, stop - start), dtype=np.uint8)
+        self._convert(start, stop, out)
+        return out
+
+    def _convert(self, start: int, stop: int, out: np.ndarray) -> None:
+        if self.config.rgb:
+            out[...] = self._pixels[:, start:stop, 2::-1]  # BGRX -> RGB
+        else:
+            np.subtract(255, self._pixels[:, start:stop], out=out)
 
 
 def _families(ffi: object, fc: object, fcconfig: object) -> set[str]:

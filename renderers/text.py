@@ -15,6 +15,25 @@ Three input forms:
 * `list[str]`: words: each word (drawn with a trailing space) starts at a patch boundary; `word_starts` gives the
   first patch of every word drawn. Words that do not fit are dropped (a first word that alone is too long is cut).
 
+Three renderings (`rendering=`, for a `str` or a pair; a list of words is always drawn word by word):
+
+* `continuous` (PIXEL): the text as one run, as above.
+* `words`: the text split on whitespace and drawn as a list of words (a blank text is drawn as it is).
+* `bigrams` (Lotz et al., 2023): patch i holds grapheme clusters 2i and 2i+1 (`renderers._graphemes`: a letter
+  with its combining marks, an emoji ZWJ sequence, a flag, a Hangul syllable are one character; a space is a
+  character like any other). No margins: the first patch holds the first two characters, the black end patch
+  follows the last one; an odd count leaves the last patch with one character. Each patch is drawn on its own:
+  the pair is shaped alone (no ligature, kerning or Arabic joining across patches), centred horizontally by its
+  logical width (so "a " and " a" differ, as they should), on the same fixed baseline as `continuous`. A pair
+  wider than the patch (every CJK pair: two 13.3 px ideographs are 26 px; 5-25% of pairs in alphabetic scripts,
+  "mm", "ж ", Devanagari clusters) is squeezed horizontally to the patch width, height and baseline unchanged,
+  instead of clipped (clipping would cut a third of each ideograph). Right-to-left text: the patches stay in
+  logical order from left to right (the first two characters in patch 0), and each pair is laid out with a
+  right-to-left base direction, so within a patch the first character is on the right. Too long a text keeps its
+  first `2 * (N - 1)` characters (`truncated` set); a pair shares `N - 2` patches, the longer text cut first.
+  Rendered patches are kept in a bounded LRU cache (`bigram_cache_size`, default `BIGRAM_CACHE_SIZE`); a patch
+  depends only on its two characters and the text's direction, so cached and fresh pixels are identical.
+
 Right-to-left text (a majority vote over the first, middle and last letters of each text, by their Unicode bidi
 class) is laid out with a right-to-left base direction and right-aligned in its patches: its logical right edge
 sits `text_x` px before the black patch that follows it.
@@ -33,6 +52,7 @@ import numpy as np
 
 from renderers._extents import EMPTY as _EMPTY
 from renderers._extents import Extents
+from renderers._graphemes import graphemes
 from renderers.config import RenderConfig, RenderError, load_config
 
 _NEWLINES = {c: " " for c in "\n\r\t\v\f\x85\u2028\u2029"}
@@ -72,6 +92,14 @@ class RenderResult:
 
 
 WORD_CACHE_SIZE = 20_000  # words whose pixels a renderer keeps (a few KB each)
+BIGRAM_CACHE_SIZE = 50_000  # bigram patches a renderer keeps (256 bytes each in gray, 768 in RGB)
+RENDERINGS = ("continuous", "words", "bigrams")
+
+
+@dataclass(frozen=True)
+class _Cell:
+    pixels: np.ndarray  # (P, P[, 3]) uint8, black on white, as in `RenderResult.pixels`
+    unknown: int  # glyphs the fonts could not draw
 
 
 @dataclass(frozen=True)
@@ -92,21 +120,32 @@ class TextRenderer:
         config: a `RenderConfig`.
         errors: what to do with lone surrogates (text that is not valid Unicode): `strict` raises `RenderError`
             naming the position, `replace` draws U+FFFD.
+        rendering: how `render` draws a `str` or a pair unless told otherwise: one of `RENDERINGS`
+            (`continuous`, `words`, `bigrams`; see the module docstring).
+        bigram_cache_size: bigram patches kept (least recently used dropped first); 0 turns the cache off.
     """
 
-    def __init__(self, config: RenderConfig | None = None, errors: str = "strict") -> None:
+    def __init__(self, config: RenderConfig | None = None, errors: str = "strict", rendering: str = "continuous",
+                 bigram_cache_size: int = BIGRAM_CACHE_SIZE) -> None:
         if errors not in ("strict", "replace"):
             raise RenderError(f"errors must be 'strict' or 'replace', got {errors!r}")
+        _check_rendering(rendering)
+        if not isinstance(bigram_cache_size, int) or isinstance(bigram_cache_size, bool) or bigram_cache_size < 0:
+            raise RenderError(f"bigram_cache_size must be an int >= 0 (0: no cache), got {bigram_cache_size!r}")
         self.config = config if config is not None else load_config("pixel")
         self.errors = errors
+        self.rendering = rendering
+        self.bigram_cache_size = bigram_cache_size
         self._backend = None
         self._pid = None
         self._word_cache: dict[str, _CachedWord] = {}
+        self._bigram_cache: dict[tuple[str, bool], _Cell] = {}
 
     @classmethod
-    def from_config(cls, name_or_path: Any = "pixel", errors: str = "strict", **overrides: Any) -> TextRenderer:
+    def from_config(cls, name_or_path: Any = "pixel", errors: str = "strict", rendering: str = "continuous",
+                    **overrides: Any) -> TextRenderer:
         """A renderer from a bundled configuration name, a JSON path or a `RenderConfig`, with field overrides."""
-        return cls(load_config(name_or_path, **overrides), errors=errors)
+        return cls(load_config(name_or_path, **overrides), errors=errors, rendering=rendering)
 
     # -- plumbing -------------------------------------------------------------------------------------------------
     @property
@@ -118,18 +157,28 @@ class TextRenderer:
             self._backend = PangoBackend(self.config)
             self._pid = os.getpid()
             self._word_cache = {}
+            self._bigram_cache = {}
         return self._backend
 
+    def environment(self) -> dict[str, Any]:
+        """What decides this renderer's pixels (font hashes, library versions, config): `renderers.environment`."""
+        from renderers.environment import environment
+
+        return environment(self.config)
+
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), "errors": self.errors}
+        return {"config": self.config.to_dict(), "errors": self.errors, "rendering": self.rendering,
+                "bigram_cache_size": self.bigram_cache_size}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(RenderConfig.from_dict(state["config"]), errors=state["errors"])
+        self.__init__(RenderConfig.from_dict(state["config"]), errors=state["errors"],
+                      rendering=state.get("rendering", "continuous"),
+                      bigram_cache_size=state.get("bigram_cache_size", BIGRAM_CACHE_SIZE))
 
     def __repr__(self) -> str:
         c = self.config
         return (f"TextRenderer({c.name!r}: {c.font_size:g} pt at {c.dpi:g} dpi, {c.max_seq_length} patches of "
-                f"{c.pixels_per_patch}x{c.pixels_per_patch}, {'rgb' if c.rgb else 'gray'})")
+                f"{c.pixels_per_patch}x{c.pixels_per_patch}, {'rgb' if c.rgb else 'gray'}, {self.rendering})")
 
     @property
     def num_patches(self) -> int:
@@ -152,25 +201,36 @@ class TextRenderer:
         return text.translate(_TRANSLATE)
 
     # -- rendering ----------------------------------------------------------------------------------------------------
-    def render(self, text: str | tuple[str, str] | Sequence[str]) -> RenderResult:
-        """Render one input: a text, a `(text_a, text_b)` pair, or a list of words. See the module docstring."""
+    def render(self, text: str | tuple[str, str] | Sequence[str], rendering: str | None = None) -> RenderResult:
+        """Render one input: a text, a `(text_a, text_b)` pair, or a list of words. See the module docstring.
+
+        Args:
+            rendering: `continuous`, `words` or `bigrams` for a `str` or a pair; None: the renderer's own.
+        """
+        mode = self.rendering if rendering is None else _check_rendering(rendering)
         if isinstance(text, str):
-            return self._render_segments([self.clean(text)])
-        if isinstance(text, tuple):
+            segments = [self.clean(text)]
+        elif isinstance(text, tuple):
             if len(text) != 2:
                 raise RenderError(f"a pair must be a tuple of two texts, got a tuple of {len(text)}")
-            return self._render_segments([self.clean(text[0]), self.clean(text[1])])
-        if isinstance(text, list):
+            segments = [self.clean(text[0]), self.clean(text[1])]
+        elif isinstance(text, list):
             return self._render_words([self.clean(w) for w in text])
-        raise RenderError(
-            f"render() takes a str, a (str, str) pair or a list of words (str); got {type(text).__name__}"
-        )
+        else:
+            raise RenderError(
+                f"render() takes a str, a (str, str) pair or a list of words (str); got {type(text).__name__}"
+            )
+        if mode == "bigrams":
+            return self._render_bigrams(segments)
+        if mode == "words" and len(segments) == 1 and segments[0].split():
+            return self._render_words(segments[0].split())
+        return self._render_segments(segments)
 
-    def __call__(self, text: Any) -> RenderResult:
-        return self.render(text)
+    def __call__(self, text: Any, rendering: str | None = None) -> RenderResult:
+        return self.render(text, rendering)
 
-    def render_batch(self, texts: Sequence[Any]) -> list[RenderResult]:
-        return [self.render(t) for t in texts]
+    def render_batch(self, texts: Sequence[Any], rendering: str | None = None) -> list[RenderResult]:
+        return [self.render(t, rendering) for t in texts]
 
     def _span(self, width: int) -> int:
         """Patches a piece of text `width` px wide occupies, margins included (0 for nothing)."""
@@ -245,18 +305,69 @@ class TextRenderer:
         result.word_starts = starts
         return result
 
+    def _render_bigrams(self, segments: list[str]) -> RenderResult:
+        """Two grapheme clusters per patch, each patch drawn alone (see the module docstring)."""
+        cfg = self.config
+        P = cfg.pixels_per_patch
+        budget = cfg.max_seq_length - len(segments)  # one black patch after each segment
+        # 2 * budget + 1 clusters tell whether a text overflows without segmenting all of a long one.
+        chars = [graphemes(s, 2 * budget + 1) for s in segments]
+        limits = _share([(len(c) + 1) // 2 for c in chars], budget)
+        shape = (P, cfg.width, 3) if cfg.rgb else (P, cfg.width)
+        pixels = np.full(shape, 255, dtype=np.uint8)
+        start, missing, blacks, drawn, truncated = 0, 0, [], [], False
+        for s, c, limit in zip(segments, chars, limits):
+            kept = c[: 2 * limit]
+            truncated = truncated or len(kept) < len(c)
+            rtl = is_rtl(s)
+            for i in range(0, len(kept), 2):
+                cell = self._bigram("".join(kept[i : i + 2]), rtl)
+                pixels[:, start * P : (start + 1) * P] = cell.pixels
+                missing += cell.unknown
+                start += 1
+            pixels[:, start * P : (start + 1) * P] = 0
+            blacks.append(start)
+            start += 1
+            drawn.append("".join(kept))
+        return self._result(pixels, blacks, missing, truncated, drawn[0] if len(drawn) == 1 else tuple(drawn))
+
+    def _bigram(self, pair: str, rtl: bool) -> _Cell:
+        """The patch of one bigram: from the LRU cache, or drawn in the strip's first patch and copied out."""
+        key = (pair, rtl)
+        cache = self._bigram_cache
+        cell = cache.pop(key, None)
+        if cell is not None:
+            cache[key] = cell  # most recently used last
+            return cell
+        be, P = self.backend, self.config.pixels_per_patch
+        be.clear()
+        e = be.measure(pair, rtl)
+        scale = min(1.0, P / e.width) if e.width else 1.0
+        be.draw(pair, rtl, (P - e.width * scale) / 2, (0, P), e, scale_x=scale)
+        cell = _Cell(be.block(0, P), e.unknown)
+        if self.bigram_cache_size:
+            cache = self._bigram_cache  # the backend may have been rebuilt (fork) with a fresh cache
+            if len(cache) >= self.bigram_cache_size:
+                cache.pop(next(iter(cache)))  # least recently used
+            cache[key] = cell
+        return cell
+
     def _remember(self, word: str, entry: _CachedWord) -> None:
         if len(self._word_cache) >= WORD_CACHE_SIZE:
             self._word_cache.pop(next(iter(self._word_cache)))  # oldest first
         self._word_cache[word] = entry
 
     def _finish(self, blacks: list[int], missing: int, truncated: bool, text: Any) -> RenderResult:
-        cfg = self.config
-        P = cfg.pixels_per_patch
-        end = blacks[-1]
-        pixels = self.backend.read(end * P)
+        P = self.config.pixels_per_patch
+        pixels = self.backend.read(blacks[-1] * P)
         for b in blacks:
             pixels[:, b * P : (b + 1) * P] = 0
+        return self._result(pixels, blacks, missing, truncated, text)
+
+    def _result(self, pixels: np.ndarray, blacks: list[int], missing: int, truncated: bool, text: Any
+                ) -> RenderResult:
+        cfg = self.config
+        end = blacks[-1]
         mask = np.zeros(cfg.max_seq_length, dtype=bool)
         mask[: end + 1] = True
         return RenderResult(
@@ -322,10 +433,16 @@ class TextRenderer:
         return text[:n], ext(n), True
 
 
+def _check_rendering(rendering: Any) -> str:
+    if rendering not in RENDERINGS:
+        raise RenderError(f"rendering must be one of {RENDERINGS}, got {rendering!r}")
+    return rendering
+
+
 def _share(spans: list[int], budget: int) -> list[int]:
     """Patch budgets per segment: as needed when all fit; else the longest is cut first, a patch at a time
-    (ties: the later segment gives). `spans` never exceed `budget + 1`, so this loop is short."""
-    limits = list(spans)
+    (ties: the later segment gives). Spans are first capped at `budget + 1`, so this loop is short."""
+    limits = [min(s, budget + 1) for s in spans]
     while sum(limits) > budget:
         i = max(range(len(limits)), key=lambda k: (limits[k], k))
         limits[i] -= 1
