@@ -39,7 +39,7 @@ note "info: exit $?"
 
 # 2. Every block: fused (MULTISEQ_KERNELS=auto) vs reference (off) vs float64 reference, forward and backward,
 #    lengths that break block boundaries and a long one; then both timed (about 2.5 min at most).
-timeout 170 "$PY" -m multiseq.bench_fused --device cuda --lengths 1000,4097,16384 --width 256 --batch 2 \
+timeout 170 "$PY" -m multiseq.bench.fused --device cuda --lengths 1000,4097,16384 --width 256 --batch 2 \
   --budget 140 --json "$OUT/fused.json" 2>&1 | tee "$OUT/fused.txt"
 FUSED=${PIPESTATUS[0]}
 note "fused parity and timing: exit $FUSED (0 = all parity checks passed)"

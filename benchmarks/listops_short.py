@@ -4,7 +4,7 @@
         --models s4d_bytes_tiny,mega_chunk_bytes_tiny,ls_bytes_tiny
 
 Trains each model (default: `contextpool_local_bytes_tiny`, `spade_bytes_tiny`, and `local_bytes_tiny` for
-reference; each adapted to the ListOps vocabulary by `model_for_data`) on `multiseq.demo.listops_short` (LRA's ListOps
+reference; each adapted to the ListOps vocabulary by `model_for_data`) on `multiseq.tasks.toy.listops_short` (LRA's ListOps
 generator with trees of 50..400 tokens, so a CPU run takes minutes) and reports validation accuracy before and
 after training against the majority-class rate of the same validation set. One JSON line per model on stdout
 (progress lines too: keep the lines that start with `{`). Records: `results/listops-short-*.jsonl`.
@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    from multiseq.demo import listops_short
+    from multiseq.tasks.toy import listops_short
     from multiseq.train import evaluate, fit, model_for_data
 
     train = listops_short("train", a.train_size, seed=a.seed)

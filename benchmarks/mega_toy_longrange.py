@@ -48,7 +48,8 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     from multiseq.config import AdapterConfig
-    from multiseq.train import InMemoryDataset, evaluate, fit, model_for_data
+    from multiseq.tasks import InMemoryDataset
+    from multiseq.train import evaluate, fit, model_for_data
 
     adapter = AdapterConfig("bytes", max_length=a.length)
     train = InMemoryDataset(*make(a.steps * a.batch_size, a.length, a.seed, a.copies), num_classes=4, adapter=adapter)

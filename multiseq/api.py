@@ -83,7 +83,8 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             self, with `model_` (the trained `SequenceModel`), `classes_` and `history_` (last metrics) set.
         """
-        from multiseq.train import InMemoryDataset, TrainConfig
+        from multiseq.tasks.memory import InMemoryDataset
+        from multiseq.train import TrainConfig
         from multiseq.train import fit as train_fit
 
         if y is None:

@@ -100,7 +100,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 def load_model(path: str | os.PathLike, device: Any = None, config: ModelConfig | None = None):
     """Rebuild a `SequenceModel` from a model file. If `config` is given, the file's config must equal it."""
-    from multiseq.modeling import SequenceModel
+    from multiseq.sequence_model import SequenceModel
 
     tensors, meta = read_checkpoint(path)
     try:
@@ -244,6 +244,19 @@ def list_training_checkpoints(directory: str | os.PathLike) -> list[Path]:
     for stale in directory.glob(".t*-step_*"):
         shutil.rmtree(stale, ignore_errors=True)
     return sorted(p for p in directory.glob("step_*") if p.is_dir() and p.name[5:].isdigit())
+
+
+def resolve_model_file(path: str | os.PathLike) -> Path:
+    """A run directory (its model.safetensors, else its newest checkpoint) or a `.safetensors` file."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "model.safetensors").is_file():
+            return p / "model.safetensors"
+        ckpts = list_training_checkpoints(p / "checkpoints")
+        if ckpts:
+            return ckpts[-1] / "model.safetensors"
+        raise ConfigError(f"{p} holds no model.safetensors and no checkpoints")
+    return p
 
 
 def read_training_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, torch.Tensor], dict[str, Any]]:

@@ -55,7 +55,7 @@ def get_model_config(name: str, **overrides: Any) -> ModelConfig:
 
 def create_model(name_or_config: str | ModelConfig, device: Any = None, dtype: Any = None, **overrides: Any):
     """Build a `SequenceModel` from a preset name (with overrides) or a `ModelConfig`."""
-    from multiseq.modeling import SequenceModel
+    from multiseq.sequence_model import SequenceModel
 
     if isinstance(name_or_config, ModelConfig):
         config = with_overrides(name_or_config, overrides) if overrides else name_or_config

@@ -100,7 +100,7 @@ def test_text_inputs(tmp_path, fitted_pixels):
 
 
 def test_fit_on_a_dataset():
-    from multiseq.train import InMemoryDataset
+    from multiseq.tasks import InMemoryDataset
 
     data = InMemoryDataset(TEXTS, [int(label == "pos") for label in LABELS])
     clf = text_clf(input="bytes").fit(data)

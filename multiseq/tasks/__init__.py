@@ -18,6 +18,8 @@ from typing import Any
 
 from multiseq.errors import ConfigError, unknown_name
 from multiseq.tasks._common import DataError, TaskDataset
+from multiseq.tasks.memory import InMemoryDataset
+from multiseq.tasks.subset import Subset
 
 # name -> (module, factory attribute, fixed keyword arguments, one-line description)
 _TASKS: dict[str, tuple[str, str, dict[str, Any], str]] = {
@@ -69,6 +71,35 @@ def get(name: str, split: str = "train", root: str | os.PathLike | None = None, 
     return factory(split=split, root=root, **fixed, **options)
 
 
+def load_task(
+    name: str, split: str, options: dict[str, Any] | None = None, limit: int | None = None, progress: bool = False
+) -> Any:
+    """A dataset split by task name (see `get`) or `module:function`; optionally its first `limit` items.
+
+    Args:
+        name: a registered task name, or `module:function` returning a dataset for `function(split=..., **options)`.
+        split: `train`, `val` or `test`.
+        options: task options (`root`, `size`, ...).
+        limit: keep only the first `limit` items (a `Subset`).
+        progress: show a bar while a generated task is being made (where the task takes `progress`).
+    """
+    options = dict(options or {})
+    if ":" in name:
+        module, func = name.split(":", 1)
+        try:
+            factory = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"cannot load task {name!r}: {e}") from None
+        data = factory(split=split, **options)
+    else:
+        if progress and "progress" not in options and name in _TASKS:
+            factory, fixed = _factory(name)
+            if "progress" in inspect.signature(factory).parameters and "progress" not in fixed:
+                options["progress"] = True
+        data = get(name, split=split, **options)
+    return Subset(data, limit) if limit else data
+
+
 _OPTIONAL = ("text", "retrieval", "images", "pathfinder")
 for _mod in _OPTIONAL:  # each module registers its task names; a missing one is not an import error here
     try:
@@ -77,4 +108,14 @@ for _mod in _OPTIONAL:  # each module registers its task names; a missing one is
         if _e.name != f"multiseq.tasks.{_mod}":
             raise
 
-__all__ = ["DataError", "TaskDataset", "describe_tasks", "get", "list_tasks", "register_task"]
+__all__ = [
+    "DataError",
+    "InMemoryDataset",
+    "Subset",
+    "TaskDataset",
+    "describe_tasks",
+    "get",
+    "list_tasks",
+    "load_task",
+    "register_task",
+]

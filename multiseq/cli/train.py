@@ -12,18 +12,17 @@ A task is a name known to `multiseq.tasks.get`, or `module:function` returning a
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
+from multiseq.checkpoint import load_model, read_checkpoint, resolve_model_file
 from multiseq.errors import ConfigError
+from multiseq.tasks import load_task
 
 
-# ------------------------------------------------------------------------------------------------ data helpers
+# ------------------------------------------------------------------------------------------------ helpers
 
 
 def _kv(text: str) -> tuple[str, Any]:
@@ -36,77 +35,7 @@ def _kv(text: str) -> tuple[str, Any]:
         return key, value  # a bare string
 
 
-class Subset:
-    """The first `limit` items of a dataset, keeping its attributes (num_classes, adapter, pair, task, ...)."""
-
-    def __init__(self, data: Any, limit: int) -> None:
-        self.data, self.limit = data, min(limit, len(data))
-
-    def __len__(self) -> int:
-        return self.limit
-
-    def __getitem__(self, i: int) -> Any:
-        if not -self.limit <= i < self.limit:
-            raise IndexError(i)
-        return self.data[i % self.limit]
-
-    @property
-    def labels(self) -> Any:
-        return self.data.labels[: self.limit]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["data"], name)
-
-
-def load_task(
-    name: str, split: str, options: dict[str, Any] | None = None, limit: int | None = None, progress: bool = False
-) -> Any:
-    """A dataset split by task name (`multiseq.tasks.get`) or `module:function`; optionally its first `limit` items."""
-    options = dict(options or {})
-    if ":" in name:
-        module, func = name.split(":", 1)
-        try:
-            factory = getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"cannot load task {name!r}: {e}") from None
-        data = factory(split=split, **options)
-    else:
-        try:
-            tasks = importlib.import_module("multiseq.tasks")
-        except ImportError as e:
-            raise ConfigError(f"task {name!r}: the task registry multiseq.tasks is not available ({e})") from None
-        if progress and "progress" not in options and _takes(tasks, name, "progress"):
-            options["progress"] = True  # a bar while a generated task is being made
-        data = tasks.get(name, split=split, **options)
-    return Subset(data, limit) if limit else data
-
-
-def _takes(tasks: Any, name: str, option: str) -> bool:
-    try:
-        factory, fixed = tasks._factory(name)
-    except Exception:  # unknown names are reported by tasks.get itself
-        return False
-    return option in inspect.signature(factory).parameters and option not in fixed
-
-
-def resolve_model_file(path: str | os.PathLike) -> Path:
-    """A run directory (its model.safetensors, else its newest checkpoint) or a `.safetensors` file."""
-    from multiseq.checkpoint import list_training_checkpoints
-
-    p = Path(path)
-    if p.is_dir():
-        if (p / "model.safetensors").is_file():
-            return p / "model.safetensors"
-        ckpts = list_training_checkpoints(p / "checkpoints")
-        if ckpts:
-            return ckpts[-1] / "model.safetensors"
-        raise ConfigError(f"{p} holds no model.safetensors and no checkpoints")
-    return p
-
-
 def _load(path: str, device: str | None) -> tuple[Any, list[str]]:
-    from multiseq.checkpoint import load_model, read_checkpoint
-
     file = resolve_model_file(path)
     model = load_model(file, device=None if device in (None, "auto") else device)
     _, meta = read_checkpoint(file)
@@ -343,8 +272,3 @@ def _read_input(text: str, model: Any) -> Any:
             return im.copy()
     return text
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from multiseq.cli import main
-
-    sys.exit(main())

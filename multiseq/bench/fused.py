@@ -1,6 +1,6 @@
 """Fused paths against their references, per block: parity (forward and backward) and time, on one device.
 
-    python -m multiseq.bench_fused --device cuda --lengths 1000,4096 --json gpu-fused.json
+    python -m multiseq.bench.fused --device cuda --lengths 1000,4096 --json gpu-fused.json
 
 For every registered block (wrappers around `local`), two copies with identical weights are built: one under
 `MULTISEQ_KERNELS=auto` (fused paths wherever they can run) and one under `MULTISEQ_KERNELS=off` (the plain
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from multiseq import kernels
-from multiseq.bench_worker import is_oom
+from multiseq.bench.worker import is_oom
 
 
 @contextmanager
@@ -97,7 +97,7 @@ def check_block(name: str, L: int, *, width: int, batch: int, device: str, reps:
     torch.manual_seed(0)
     used: dict[str, bool] = {}
     out: dict[str, Any] = {"block": name, "length": L, "width": width, "batch": batch}
-    from multiseq.bench import LENGTH_OPTIONS, _accepted
+    from multiseq.bench.core import LENGTH_OPTIONS, _accepted
 
     opts = {k: L for k in LENGTH_OPTIONS.get(name, ("max_length",)) if k in _accepted(name)}
     try:

@@ -236,13 +236,13 @@ def test_same_pixels_across_processes_and_system_font_setups(renderer, tmp_path)
         </edit></match></fontconfig>"""))
     texts = [SCRIPTS[k] for k in sorted(SCRIPTS)] + [("pair a", "pair b"), ["w1", "w2"]]
     code = (
-        "import json, sys; from tests.test_render import _digest; from renderers import TextRenderer;"
+        "import json, sys; from tests.renderers.test_render import _digest; from renderers import TextRenderer;"
         "texts = [tuple(t) if isinstance(t, list) and len(t) == 2 and t[0] == 'pair a' else t "
         "for t in json.loads(sys.stdin.read())]; print(_digest(TextRenderer.from_config('pixel'), texts))"
     )
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     env = {"FONTCONFIG_FILE": str(conf), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts), capture_output=True, text=True,
                          cwd=root, env=env, timeout=120)

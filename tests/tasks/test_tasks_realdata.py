@@ -19,7 +19,7 @@ from multiseq.tasks import _common
 from multiseq.tasks._common import SHARED_DATA, DataError
 from multiseq.tasks.images import CIFAR10_CLASSES
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = Path(__file__).parent.parent / "fixtures"
 IMDB = FIX / "aclImdb_mini.tar.gz"
 CIFAR = FIX / "cifar10_mini.tar.gz"
 needs_shared = pytest.mark.skipif(

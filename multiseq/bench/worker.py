@@ -1,6 +1,6 @@
-"""One benchmark configuration, run in its own process: `python -m multiseq.bench_worker '<json job>'`.
+"""One benchmark configuration, run in its own process: `python -m multiseq.bench.worker '<json job>'`.
 
-The parent (`multiseq.bench`) starts one process per (block, length, mode) so that allocator caches, thread pools
+The parent (`multiseq.bench.core`) starts one process per (block, length, mode) so that allocator caches, thread pools
 and FFT plans of one configuration never leak into the next. The worker prints one line
 `MULTISEQ_BENCH_RESULT {json}` on stdout and exits 0, also when the configuration ran out of memory (status `oom`).
 
@@ -166,7 +166,7 @@ def build_module(job: dict[str, Any]) -> Any:
 
     device, dtype = torch.device(job["device"]), getattr(torch, job["dtype"])
     if job["kind"] == "peer":
-        from multiseq.bench_peers import build_peer
+        from multiseq.bench.peers import build_peer
 
         return build_peer(job["name"], job["width"], dict(job.get("options") or {}), device=device, dtype=dtype)
     if job.get("scope", "block") == "layer":
@@ -193,7 +193,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    from multiseq.bench_costs import block_costs
+    from multiseq.bench.costs import block_costs
 
     torch.manual_seed(0)
     device = torch.device(job["device"])
@@ -295,7 +295,7 @@ class _PeakMemory:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m multiseq.bench_worker '<json job>'", file=sys.stderr)
+        print("usage: python -m multiseq.bench.worker '<json job>'", file=sys.stderr)
         return 2
     job = json.loads(argv[0])
     try:

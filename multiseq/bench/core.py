@@ -2,7 +2,7 @@
 
     multiseq bench --blocks local,s4d --lengths 1024,4096,16384 --width 256 --mode fwd,fwdbwd --json out.json
 
-Each (block, length, mode, threads) runs in a fresh process (`multiseq.bench_worker`) with fixed threads, warm-up,
+Each (block, length, mode, threads) runs in a fresh process (`multiseq.bench.worker`) with fixed threads, warm-up,
 at least 5 timed repetitions (min and median) and their peak memory. The two baselines of the house,
 `attention` (SDPA) and `attention_explicit` (the materialised L x L softmax), are always in the same run. A
 configuration that runs out of memory, out of time or fails is recorded with its status, never dropped; once a
@@ -18,13 +18,12 @@ Derived figures (`derive`), written to the JSON and printed:
   ratio is marked `mem_ref_extrapolated`;
 * `exponent_time`, `exponent_mem`: least-squares slopes of log time and log memory against log length;
 * `floor_ms` and `floor_ratio`: the roofline floor max(FLOPs / matmul rate, bytes / copy rate), rates measured on
-  this machine in the same run (`machine`), counts from `multiseq.bench_costs`;
+  this machine in the same run (`machine`), counts from `multiseq.bench.costs`;
 * `speedup_vs_peer`: the PyPI peer's median time / the block's, same configuration.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -34,7 +33,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from multiseq.bench_worker import MARKER
+from multiseq.bench.worker import MARKER
 
 BASELINES = ("attention", "attention_explicit")
 # Blocks whose cost grows faster than linearly by design (L^2; Sparse Transformer L^1.5); the linear-time
@@ -50,14 +49,6 @@ SCHEMA = 1
 LENGTH_OPTIONS = {"dss": ("max_length", "l_max")}
 
 
-def _parse_list(text: str, kind: type = str) -> list[Any]:
-    items = [t.strip() for t in str(text).split(",") if t.strip()]
-    try:
-        return [kind(t) for t in items]
-    except ValueError:
-        raise SystemExit(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
-
-
 def _job_env(threads: int) -> dict[str, str]:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -69,7 +60,7 @@ def _job_env(threads: int) -> dict[str, str]:
 def run_worker(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Run one job in a fresh process; the result dict always has a `status`."""
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "multiseq.bench_worker", json.dumps(job)]
+    cmd = [sys.executable, "-m", "multiseq.bench.worker", json.dumps(job)]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_job_env(job.get("threads", 1)))
     except subprocess.TimeoutExpired:
@@ -188,7 +179,7 @@ def benchmark(
 def _plan(names: list[str], peers: list[str], lengths: list[int], peer_lengths: list[int]) -> list[tuple]:
     """Blocks in the given order, each PyPI peer right after the first block it is compared with (so a time
     budget that runs out loses whole blocks with their peers, never the peers of the blocks it measured)."""
-    from multiseq.bench_peers import PEERS
+    from multiseq.bench.peers import PEERS
 
     plan: list[tuple] = []
     left = list(peers)
@@ -276,7 +267,7 @@ def _check_blocks(names: list[str]) -> None:
 
 
 def _check_peers(peers: list[str]) -> list[str]:
-    from multiseq.bench_peers import list_peers
+    from multiseq.bench.peers import list_peers
 
     if peers == ["all"]:
         return list_peers()
@@ -351,14 +342,14 @@ def derive(record: dict[str, Any], stat: str | None = None) -> dict[str, Any]:
     if stat not in ("median_ms", "min_ms"):
         raise ValueError(f"stat must be median_ms or min_ms, got {stat!r}")
     record["derived_from"] = stat
-    from multiseq.bench_costs import BWD_FACTOR, floor_ms
+    from multiseq.bench.costs import BWD_FACTOR, floor_ms
 
     results = record["results"]
     by_threads = (record.get("machine") or {}).get("by_threads") or {}
     index = {(e["block"], e["length"], e["mode"], e["threads"]): e for e in results}
     peers_of: dict[str, list[str]] = {}
     try:
-        from multiseq.bench_peers import PEERS
+        from multiseq.bench.peers import PEERS
 
         for p in PEERS.values():
             for b in p.compares:
@@ -457,88 +448,3 @@ def _targets(block: str, s: dict[str, Any]) -> dict[str, Any]:
     if peers:
         t["speedup_vs_peer"] = check(min(peers.values()), TARGETS["speedup_vs_peer"], True)
     return t
-
-
-# --------------------------------------------------------------------------------------------------- command line
-
-
-def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--blocks", default="all", help="comma-separated block names (a+b for wrappers) or 'all' "
-                   "(every registered block); attention and attention_explicit are always added")
-    p.add_argument("--lengths", default="1024,2048,4096,8192,16384", help="comma-separated sequence lengths")
-    p.add_argument("--width", type=int, default=256, help="model width D")
-    p.add_argument("--mode", default="fwd,fwdbwd", help="fwd (no_grad), fwdbwd (forward + backward), or both")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64", "bfloat16", "float16"])
-    p.add_argument("--threads", default=str(min(2, os.cpu_count() or 1)), help="comma-separated thread counts")
-    p.add_argument("--repeats", type=int, default=5, help="timed repetitions (at least 5)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed calls first (the first counts FLOPs)")
-    p.add_argument("--min-time", type=float, default=0.5, help="keep repeating fast configurations for this long (s)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per configuration before it is recorded as timeout")
-    p.add_argument("--mem-cap-mb", type=float, default=6000.0, help="memory a configuration may take before it is "
-                   "recorded as oom (CPU: address-space cap above the process size)")
-    p.add_argument("--peers", default="none", help="PyPI peers to measure: comma-separated names, 'all' or 'none' "
-                   "(install with pip install -e '.[peers]')")
-    p.add_argument("--peer-lengths", default="", help="lengths for the peers (default: --lengths)")
-    p.add_argument("--scope", default="block", choices=["block", "layer"], help="the block alone, or inside the "
-                   "pre-norm residual Layer with its feed-forward")
-    p.add_argument("--options", default="{}", help='JSON of per-block options, e.g. \'{"local": {"window": 128}}\'')
-    p.add_argument("--budget", type=float, default=None, help="seconds; configurations not started by then are "
-                   "recorded as skipped")
-    p.add_argument("--no-baselines", action="store_true", help="do not add attention and attention_explicit")
-    p.add_argument("--json", default="", help="write the record here")
-    p.add_argument("--plot", default="", help="write the log-log plot here (PNG)")
-    p.add_argument("--markdown", default="", help="write the Markdown tables here")
-    p.add_argument("--from-json", default="", help="only re-derive, print and plot existing records (several, "
-                   "comma-separated, are merged; with --json the merged record is written)")
-    p.add_argument("--stat", default=None, choices=["median_ms", "min_ms"], help="time statistic of the derived "
-                   "ratios (default median_ms; min_ms is closer to a block's own cost on a loaded machine)")
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    from multiseq.bench_report import plot, tables
-
-    if args.from_json:
-        records = []
-        for path in _parse_list(args.from_json):
-            with open(path) as f:
-                records.append(json.load(f))
-        record = derive(records[0] if len(records) == 1 else merge_records(records), args.stat)
-    else:
-        try:
-            options = json.loads(args.options)
-        except json.JSONDecodeError as e:
-            raise SystemExit(f"--options is not valid JSON: {e}") from None
-        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
-            raise SystemExit('--options must map block names to option objects, e.g. {"local": {"window": 128}}')
-        if args.blocks == "all":
-            from multiseq.blocks import get_block_class, list_blocks
-
-            # A wrapper alone is not a block: measure it around local attention (`contextpool+local`).
-            blocks = [f"{n}+local" if getattr(get_block_class(n), "wrapper", False) else n for n in list_blocks()]
-        else:
-            blocks = _parse_list(args.blocks)
-        peers = [] if args.peers in ("", "none") else _parse_list(args.peers)
-        record = benchmark(
-            blocks, _parse_list(args.lengths, int), width=args.width, modes=tuple(_parse_list(args.mode)),
-            batch=args.batch, dtype=args.dtype, threads=_parse_list(args.threads, int), repeats=args.repeats,
-            warmup=args.warmup, min_time_s=args.min_time, device=args.device, timeout=args.timeout,
-            mem_cap_mb=args.mem_cap_mb, peers=peers, peer_lengths=_parse_list(args.peer_lengths, int) or None,
-            scope=args.scope, options=options, baselines=not args.no_baselines, budget_s=args.budget,
-            checkpoint=args.json or None,
-        )
-        if args.stat:
-            record = derive(record, args.stat)
-    text = tables(record)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(record, f, indent=1)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text)
-    if args.plot:
-        print(f"plot: {plot(record, args.plot)}")
-    return 0
-

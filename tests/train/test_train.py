@@ -19,7 +19,7 @@ from multiseq.checkpoint import (
     read_training_checkpoint,
 )
 from multiseq.config import AdapterConfig
-from multiseq.demo import count_task
+from multiseq.tasks.toy import count_task
 from multiseq.errors import CheckpointError, ConfigError
 from multiseq.train import (
     InMemoryDataset,
@@ -226,7 +226,7 @@ def test_eval_and_predict_commands_agree_with_the_python_api(tmp_path, capsys):
 
     out = tmp_path / "run"
     res = fit(_tiny_model(), _data(n=32), steps=4, batch_size=8, out=out, progress=False)
-    opts = ["--task", "multiseq.demo:count_task", "--task-option", "length=24", "--task-option", "n=40"]
+    opts = ["--task", "multiseq.tasks.toy:count_task", "--task-option", "length=24", "--task-option", "n=40"]
     capsys.readouterr()
     assert main(["eval", str(out), *opts, "--split", "val", "--json", "--quiet"]) == 0
     got = json.loads(capsys.readouterr().out)

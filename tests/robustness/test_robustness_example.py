@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-IMDB = Path(__file__).resolve().parent / "fixtures" / "aclImdb_mini.tar.gz"
+ROOT = Path(__file__).resolve().parents[2]
+IMDB = Path(__file__).resolve().parents[1] / "fixtures" / "aclImdb_mini.tar.gz"
 
 
 def test_robustness_imdb_tiny(tmp_path):

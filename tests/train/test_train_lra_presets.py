@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiseq
 from multiseq.presets.lra import LRA_FAMILIES, LRA_TASKS, recipe
 from multiseq.train import TrainConfig
-from multiseq.train_cli import _recipe
+from multiseq.cli.train import _recipe
 
 EXPECTED = {"attention", "s4", "s4d", "dss", "gss", "mega", "mega_chunk", "ls", "contextpool_local"}
 

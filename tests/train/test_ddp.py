@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 ARGS = [
-    "train", "--task", "multiseq.demo:count_task", "--task-option", "length=24", "--task-option", "n=48",
+    "train", "--task", "multiseq.tasks.toy:count_task", "--task-option", "length=24", "--task-option", "n=48",
     "--model", "local_bytes_tiny", "--model-option", "width=16", "--model-option", "depth=1",
     "--steps", "6", "--batch-size", "8", "--lr", "1e-2", "--checkpoint-every", "3", "--log-every", "3",
     "--val-split", "none", "--threads", "1", "--quiet",

@@ -9,15 +9,15 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "info": ("multiseq.info", "versions, device, threads, and whether each fused path can run (and why not)"),
-    "models": ("multiseq.info", "list registered model presets (glob pattern)"),
-    "train": ("multiseq.train_cli", "train a model on a task; run directory with metrics, checkpoints, plots; --resume"),
-    "eval": ("multiseq.train_cli", "evaluate a trained model (run directory or .safetensors) on a task split"),
-    "predict": ("multiseq.train_cli", "predict classes for given inputs or task examples with a trained model"),
-    "demo": ("multiseq.demo", "train a small long-range model on a built-in task, evaluate, predict"),
-    "data": ("multiseq.data_cli", "generate, inspect (stats) and preview task data: ListOps, Pathfinder, IMDb, images"),
-    "robustness": ("multiseq.robustness.cli", "accuracy of trained models under text attacks or image corruptions, per severity"),
-    "bench": ("multiseq.bench", "time and memory of blocks against attention, PyPI peers and the machine's floor"),
+    "info": ("multiseq.cli.info", "versions, device, threads, and whether each fused path can run (and why not)"),
+    "models": ("multiseq.cli.info", "list registered model presets (glob pattern)"),
+    "train": ("multiseq.cli.train", "train a model on a task; run directory with metrics, checkpoints, plots; --resume"),
+    "eval": ("multiseq.cli.train", "evaluate a trained model (run directory or .safetensors) on a task split"),
+    "predict": ("multiseq.cli.train", "predict classes for given inputs or task examples with a trained model"),
+    "demo": ("multiseq.cli.demo", "train a small long-range model on a built-in task, evaluate, predict"),
+    "data": ("multiseq.cli.data", "generate, inspect (stats) and preview task data: ListOps, Pathfinder, IMDb, images"),
+    "robustness": ("multiseq.cli.robustness", "accuracy of trained models under text attacks or image corruptions, per severity"),
+    "bench": ("multiseq.cli.bench", "time and memory of blocks against attention, PyPI peers and the machine's floor"),
 }
 
 
@@ -50,6 +50,3 @@ def main(argv: list[str] | None = None) -> int:
     run = getattr(mod, f"run_{args._name}", getattr(mod, "run", None))
     return int(run(args) or 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

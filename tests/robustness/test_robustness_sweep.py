@@ -99,7 +99,7 @@ def test_robustness_cli_side_by_side(tmp_path):
     out = tmp_path / "rob"
     cmd = [
         sys.executable, "-m", "multiseq.cli", "robustness", "--checkpoint", str(runs[0]), "--compare", str(runs[1]),
-        "--task", "tests.test_robustness_sweep:text_task", "--noise", "truncate,disemvowel", "--severity", "0.2,0.8",
+        "--task", "tests.robustness.test_robustness_sweep:text_task", "--noise", "truncate,disemvowel", "--severity", "0.2,0.8",
         "--out", str(out), "--quiet", "--examples", "1",
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -115,7 +115,7 @@ def test_cli_rejects_wrong_noise_for_modality(tmp_path):
     _tiny_fit(Texts("train"), out=tmp_path / "run")
     r = subprocess.run(
         [sys.executable, "-m", "multiseq.cli", "robustness", "--checkpoint", str(tmp_path / "run"), "--task",
-         "tests.test_robustness_sweep:text_task", "--noise", "gaussian_noise", "--out", str(tmp_path / "o"), "--quiet"],
+         "tests.robustness.test_robustness_sweep:text_task", "--noise", "gaussian_noise", "--out", str(tmp_path / "o"), "--quiet"],
         capture_output=True, text=True, timeout=600,
     )
     assert r.returncode != 0 and "not a text noise" in r.stderr
@@ -126,7 +126,7 @@ def test_robustness_cli_on_an_image_checkpoint(tmp_path):
     out = tmp_path / "rob"
     r = subprocess.run(
         [sys.executable, "-m", "multiseq.cli", "robustness", "--checkpoint", str(tmp_path / "pixels"), "--task",
-         "tests.test_robustness_sweep:image_task", "--noise", "gaussian_noise,occlusion", "--severity", "1,5",
+         "tests.robustness.test_robustness_sweep:image_task", "--noise", "gaussian_noise,occlusion", "--severity", "1,5",
          "--out", str(out), "--quiet", "--examples", "1"],
         capture_output=True, text=True, timeout=600,
     )

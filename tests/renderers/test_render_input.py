@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from renderers import FontError, RenderConfig, RenderError, TextRenderer, load_config
-from tests.test_render import N, P, check_strip, ink_columns
+from tests.renderers.test_render import N, P, check_strip, ink_columns
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 STEPS = 40
 ARGS = [
-    "train", "--task", "multiseq.demo:count_task", "--task-option", "length=24", "--task-option", "n=64",
+    "train", "--task", "multiseq.tasks.toy:count_task", "--task-option", "length=24", "--task-option", "n=64",
     "--model", "local_bytes_tiny", "--model-option", "width=16", "--model-option", "depth=1",
     "--model-option", "dropout=0.1",  # dropout makes the RNG state part of what must be restored
     "--steps", str(STEPS), "--batch-size", "8", "--lr", "3e-3", "--checkpoint-every", "2", "--keep", "2",

@@ -10,7 +10,7 @@ from PIL import Image
 from multiseq.cli import main
 from multiseq.tasks import listops as lo
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = Path(__file__).parent.parent / "fixtures"
 
 
 def test_generate_stats_and_preview_listops(tmp_path, capsys):

@@ -13,8 +13,8 @@ import sys
 import pytest
 import torch
 
-from multiseq import bench
-from multiseq.bench_costs import BWD_FACTOR, block_costs, floor_ms
+from multiseq.bench import core as bench
+from multiseq.bench.costs import BWD_FACTOR, block_costs, floor_ms
 from multiseq.blocks import build_block
 
 REQUIRED = {"block", "length", "width", "mode", "median_ms", "min_ms", "peak_mem_mb", "status", "threads"}
@@ -179,7 +179,7 @@ def test_costs_formula_block_method_and_counted():
 
 
 def test_missing_peer_is_a_clear_error(monkeypatch):
-    from multiseq import bench_peers
+    from multiseq.bench import peers as bench_peers
 
     monkeypatch.setattr(bench_peers, "peer_available", lambda name: False)
     with pytest.raises(ModuleNotFoundError, match=r"pip install mega-pytorch"):
@@ -204,7 +204,7 @@ def test_bad_arguments_are_refused():
 
 
 def test_fused_check_runs_on_cpu_and_catches_a_broken_fused_path(monkeypatch):
-    from multiseq import bench_fused
+    from multiseq.bench import fused as bench_fused
     from multiseq.blocks.attention import LocalAttention
 
     rec = bench_fused.run(["local"], [17], width=16, batch=2, device="cpu", reps=1, atol=1e-5, budget_s=600,
@@ -224,7 +224,7 @@ def test_fused_check_runs_on_cpu_and_catches_a_broken_fused_path(monkeypatch):
 
 
 def test_gpu_script_parses():
-    r = subprocess.run(["bash", "-n", os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gpu.sh")],
+    r = subprocess.run(["bash", "-n", os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "gpu.sh")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 

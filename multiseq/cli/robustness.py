@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from multiseq.cli.train import _kv
 from multiseq.errors import ConfigError
 
 
@@ -17,16 +17,6 @@ def _floats(text: str) -> list[float]:
         return [float(s) for s in text.split(",") if s]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _kv(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def add_robustness_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,10 +37,10 @@ def add_robustness_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_robustness(args: argparse.Namespace) -> int:
-    from multiseq.checkpoint import load_model
+    from multiseq.checkpoint import load_model, resolve_model_file
     from multiseq.robustness.report import plot_sweeps, save_examples, write_json
     from multiseq.robustness.sweep import format_table, sweep
-    from multiseq.train_cli import load_task, resolve_model_file
+    from multiseq.tasks import load_task
 
     options = dict(args.task_option)
     if args.data:
