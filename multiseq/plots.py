@@ -57,7 +57,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
 
 
 def _save(fig: Any, path: str | os.PathLike) -> Path:
-    from multiseq.checkpoint import atomic_write_bytes
+    from multiseq._io import atomic_write_bytes
     import io
 
     buf = io.BytesIO()

@@ -85,13 +85,19 @@ def build_adapter(config: AdapterConfig) -> Adapter:
         raise ConfigError(f"invalid options for adapter {config.kind!r}: {e}") from None
 
 
-def as_batch(inputs: Any, single_types: tuple[type, ...]) -> tuple[list[Any], bool]:
-    """Normalise a single item or a sequence of items to a list; returns (items, was_single)."""
+def as_batch(
+    inputs: Any, single_types: tuple[type, ...], error: type[Exception] = TypeError, expected: str | None = None
+) -> tuple[list[Any], bool]:
+    """Normalise a single item or a sequence of items to a list; returns (items, was_single).
+
+    Args:
+        inputs: one item (an instance of `single_types`) or a sequence of items (not bytes).
+        single_types: the types of one item; checked first, so a tuple here makes a tuple one item.
+        error, expected: the exception raised for anything else, and what its message says was expected.
+    """
     if isinstance(inputs, single_types):
         return [inputs], True
-    if isinstance(inputs, (list, tuple)):
+    if isinstance(inputs, Sequence) and not isinstance(inputs, (str, bytes, bytearray)):
         return list(inputs), False
-    raise TypeError(
-        f"expected one input or a list of inputs of types {', '.join(t.__name__ for t in single_types)}; "
-        f"got {type(inputs).__name__}"
-    )
+    expected = expected or f"one input or a list of inputs of types {', '.join(t.__name__ for t in single_types)}"
+    raise error(f"expected {expected}; got {type(inputs).__name__}")

@@ -12,7 +12,6 @@ Two views of the same render:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from multiseq.adapters.base import Adapter, EmbedSpec, register_adapter
+from multiseq.adapters.base import Adapter, EmbedSpec, as_batch, register_adapter
 from multiseq.errors import ConfigError, InputError
 from renderers import RenderError, RenderResult, TextRenderer, load_config, squarify
 
@@ -161,14 +160,8 @@ class RenderAdapter(Adapter):
 
 def _as_items(inputs: Any) -> list[Any]:
     """One item or a batch -> list of items. A list of str is a batch of texts; word lists go inside a batch."""
-    if isinstance(inputs, (str, tuple, RenderResult)):
-        return [inputs]
-    if isinstance(inputs, (list, Sequence)) and not isinstance(inputs, (bytes, bytearray)):
-        items = list(inputs)
-        if not items:
-            raise InputError("no texts given")
-        return items
-    raise InputError(
-        f"the render adapter takes a text, a (text, text) pair, a list of words inside a batch, or a list of "
-        f"these; got {type(inputs).__name__}"
-    )
+    items, _ = as_batch(inputs, (str, tuple, RenderResult), InputError, "the render adapter takes a text, a (text, "
+                        "text) pair, a list of words inside a batch, or a list of these")
+    if not items:
+        raise InputError("no texts given")
+    return items

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
+from multiseq.blocks._fft import next_fast_len
 from multiseq.kernels import register_fused, use_fused
 
 register_fused("ema_kernel", "Triton EMA kernel generation k[d,l] = sum_j w[d,j] q[d,j]^l (forward and backward)")
@@ -117,23 +118,6 @@ def ema_coefficients(alpha: Tensor, delta: Tensor, beta: Tensor, gamma: Tensor) 
     return gamma * alpha * beta, torch.log1p(-alpha * delta)
 
 
-def _fft_size(n: int) -> int:
-    """Smallest even 2^a 3^b 5^c >= n (fast FFT lengths)."""
-    best = 1 << max(1, (n - 1).bit_length())
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            m = p35
-            while m < n:
-                m *= 2
-            if m % 2 == 0 and m < best:
-                best = m
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
 class _FFTConv(torch.autograd.Function):
     """y = causal conv(x, kf) + anti-causal conv(x, kb), with real FFTs in forward AND backward.
 
@@ -146,7 +130,7 @@ class _FFTConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, kf: Tensor, kb: Tensor | None) -> Tensor:  # type: ignore[override]
         L, K = x.shape[-1], kf.shape[-1]
-        n = _fft_size(max(L + K - 1, 2 * K))
+        n = next_fast_len(max(L + K - 1, 2 * K), even=True)
         kc = F.pad(kf, (0, n - K))  # (D, n)
         if kb is not None:
             kc[:, 0] += kb[:, 0]

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from multiseq.blocks._fft import next_fast_len
+
 # ---------------------------------------------------------------------------------------------------------------
 # Log-Vandermonde (diagonal SSM) kernel
 # ---------------------------------------------------------------------------------------------------------------
@@ -106,22 +108,6 @@ def vandermonde_kernel(log_dA: Tensor, C: Tensor, L: int, chunk: int | None = No
 # ---------------------------------------------------------------------------------------------------------------
 # FFT convolution
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def next_fast_len(n: int) -> int:
-    """Smallest 2^a 3^b 5^c >= n (sizes pocketfft / MKL transform fastest)."""
-    best = 1 << max(0, (n - 1).bit_length())
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            m = p35
-            while m < n:
-                m *= 2
-            best = min(best, m)
-            p35 *= 3
-        p5 *= 5
-    return best
 
 
 def _check_conv(u: Tensor, K: Tensor, D: Tensor | None, bidirectional: bool) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from multiseq.checkpoint import atomic_write_bytes
+from multiseq._io import atomic_write_bytes
 from multiseq.robustness.sweep import NoisyDataset, modality, resolve_noises, resolve_severities
 
 

@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from multiseq._io import atomic_write_text
 from multiseq.config import AdapterConfig
 from multiseq.errors import ConfigError
 from multiseq.tasks._common import (
     DataError,
     SkipLog,
     TaskDataset,
-    atomic_write_text,
     cache_root,
     check_positive,
     check_split,

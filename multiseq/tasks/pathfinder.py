@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from multiseq._io import atomic_write_bytes, atomic_write_text
 from multiseq.config import AdapterConfig
 from multiseq.errors import ConfigError
 from multiseq.tasks._common import (
     DataError,
     SkipLog,
     TaskDataset,
-    atomic_write_bytes,
-    atomic_write_text,
     cache_root,
     check_positive,
     check_split,

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from multiseq._io import atomic_write_bytes
 from multiseq.checkpoint import (
-    atomic_write_bytes,
     list_training_checkpoints,
     load_tensors,
     optimizer_from_tensors,

@@ -10,7 +10,8 @@ import torch
 
 import multiseq.functional as MF
 from multiseq.blocks import build_block
-from multiseq.blocks.mega_ops import _fft_size, ema_conv, ema_kernel, ema_kernel_ref
+from multiseq.blocks._fft import next_fast_len
+from multiseq.blocks.mega_ops import ema_conv, ema_kernel, ema_kernel_ref
 from multiseq.kernels import why_not
 
 F64 = torch.float64
@@ -93,7 +94,7 @@ def test_ema_gradcheck():
 
 def test_fft_size_is_smooth_and_large_enough():
     for n in (1, 2, 7, 97, 2049, 20001):
-        m = _fft_size(n)
+        m = next_fast_len(n, even=True)
         assert m >= n and m % 2 == 0
         for p in (2, 3, 5):
             while m % p == 0:
