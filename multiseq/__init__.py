@@ -5,7 +5,7 @@
     logits = model(*model.encode(["a review", "another one"]))
 """
 
-from multiseq.config import AdapterConfig, BlockSpec, HeadConfig, ModelConfig
+from multiseq.config import AdapterConfig, BlockSpec, HeadConfig, ModelConfig, StemConfig
 from multiseq.models import create_model, get_model_config, list_models, register_model
 
 __version__ = "0.1.0"
@@ -17,6 +17,7 @@ __all__ = [
     "BlockSpec",
     "HeadConfig",
     "ModelConfig",
+    "StemConfig",
     "__version__",
     "create_model",
     "get_model_config",

@@ -16,7 +16,7 @@ from typing import Any
 from multiseq.errors import ConfigError
 
 POSITIONAL = ("learned", "sinusoidal", "none")
-POOLS = ("mean", "cls", "last", "max")
+POOLS = ("mean", "cls", "last", "max", "meanmax")
 HEAD_KINDS = ("linear", "mlp", "dual")
 NORMS = ("layer", "rms")
 
@@ -45,12 +45,35 @@ class BlockSpec:
 
 
 @dataclass(frozen=True)
+class StemConfig:
+    """Early downsampling between the embedding and the blocks (a strided 1-D convolution).
+
+    Long byte, pixel or patch sequences are shortened by `stride` before the first block, so every block runs on
+    `ceil(L / stride)` positions; each output position sees `kernel` inputs centred on its `stride` window.
+
+    Attributes:
+        stride: positions merged into one (1 = no stem).
+        kernel: convolution width in input positions (0 = `2 * stride`, or 1 without a stem); `kernel - stride` must be even.
+        width: embedding width before the stem (0 = the model width).
+    """
+
+    stride: int = 1
+    kernel: int = 0
+    width: int = 0
+
+    @property
+    def kernel_size(self) -> int:
+        return self.kernel or (2 * self.stride if self.stride > 1 else 1)
+
+
+@dataclass(frozen=True)
 class HeadConfig:
     """Task head: masked pooling then a classifier.
 
     Attributes:
         kind: `linear`, `mlp`, or `dual` (two-document tasks: `[u, v, u*v, u-v]` then an MLP).
-        pool: `mean`, `cls`, `last` or `max`; masked, so padding never enters.
+        pool: `mean`, `cls`, `last`, `max` or `meanmax` (mean and max concatenated); masked, so padding never
+            enters.
         hidden: hidden width of the MLP (`mlp` and `dual`); 0 means the model width.
     """
 
@@ -77,6 +100,7 @@ class ModelConfig:
         dropout: dropout on residual branches.
         causal: blocks see only the past when True.
         head: see `HeadConfig`.
+        stem: see `StemConfig`; downsamples the embedded sequence before the blocks.
         grad_checkpointing: recompute block activations in backward to save memory.
     """
 
@@ -92,6 +116,7 @@ class ModelConfig:
     dropout: float = 0.0
     causal: bool = False
     head: HeadConfig = field(default_factory=HeadConfig)
+    stem: StemConfig = field(default_factory=StemConfig)
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -104,6 +129,8 @@ class ModelConfig:
             object.__setattr__(self, "adapter", _from_dict(AdapterConfig, self.adapter, "adapter"))
         if isinstance(self.head, dict):
             object.__setattr__(self, "head", _from_dict(HeadConfig, self.head, "head"))
+        if isinstance(self.stem, dict):
+            object.__setattr__(self, "stem", _from_dict(StemConfig, self.stem, "stem"))
         self.validate()
 
     def validate(self) -> None:
@@ -126,6 +153,19 @@ class ModelConfig:
         _check(self.ffn_mult >= 0, f"ffn_mult must be >= 0, got {self.ffn_mult!r}")
         _check(self.head.pool in POOLS, f"head.pool must be one of {POOLS}, got {self.head.pool!r}")
         _check(self.head.kind in HEAD_KINDS, f"head.kind must be one of {HEAD_KINDS}, got {self.head.kind!r}")
+        stem = self.stem
+        _check(isinstance(stem.stride, int) and stem.stride >= 1, f"stem.stride must be an int >= 1, got {stem.stride!r}")
+        _check(isinstance(stem.width, int) and stem.width >= 0, f"stem.width must be an int >= 0, got {stem.width!r}")
+        _check(
+            isinstance(stem.kernel, int) and (stem.kernel == 0 or stem.kernel >= stem.stride)
+            and (stem.kernel_size - stem.stride) % 2 == 0,
+            f"stem.kernel must be 0 (= 2 * stride) or >= stride with kernel - stride even, got kernel {stem.kernel!r} "
+            f"for stride {stem.stride}",
+        )
+        _check(
+            stem.stride == 1 or self.head.pool != "cls",
+            "a stem (stem.stride > 1) cannot be combined with head.pool='cls'; use mean, max, meanmax or last",
+        )
         _check(
             isinstance(self.adapter.max_length, int) and self.adapter.max_length >= 1,
             f"adapter.max_length must be an int >= 1, got {self.adapter.max_length!r}",
@@ -163,13 +203,13 @@ class ModelConfig:
 
 
 def with_overrides(config: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
-    """Apply overrides to a config. `adapter` and `head` may be partial dicts (merged)."""
+    """Apply overrides to a config. `adapter`, `head` and `stem` may be partial dicts (merged)."""
     known = {f.name for f in fields(ModelConfig)}
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in known:
             raise ConfigError(_unknown_key_message("model config", key, known))
-        if key in ("adapter", "head") and isinstance(value, dict):
+        if key in ("adapter", "head", "stem") and isinstance(value, dict):
             current = dataclasses.asdict(getattr(config, key))
             if key == "adapter" and "options" in value:
                 value = {**value, "options": {**current["options"], **value["options"]}}
@@ -212,6 +252,8 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
             kwargs["adapter"] = _from_dict(AdapterConfig, kwargs["adapter"], "adapter")
         if "head" in kwargs:
             kwargs["head"] = _from_dict(HeadConfig, kwargs["head"], "head")
+        if "stem" in kwargs:
+            kwargs["stem"] = _from_dict(StemConfig, kwargs["stem"], "stem")
         if "blocks" in kwargs:
             if not isinstance(kwargs["blocks"], (list, tuple)):
                 raise ConfigError("blocks must be a list of block specs")

@@ -1,4 +1,4 @@
-"""Task heads: masked pooling (mean, cls, last, max), a classifier, and the dual-encoder head."""
+"""Task heads: masked pooling (mean, cls, last, max, meanmax), a classifier, and the dual-encoder head."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from torch import Tensor, nn
 def masked_pool(x: Tensor, mask: Tensor, how: str) -> Tensor:
     """Pool `(B, L, D)` over real positions of `mask` `(B, L)` -> `(B, D)`.
 
-    `mean`: average of real positions; `max`: elementwise max; `last`: the last real position; `cls`: position 0.
-    Rows with no real position pool to zeros.
+    `mean`: average of real positions; `max`: elementwise max; `last`: the last real position; `cls`: position 0;
+    `meanmax`: mean and max concatenated, `(B, 2D)`. Rows with no real position pool to zeros.
     """
+    if how == "meanmax":
+        return torch.cat([masked_pool(x, mask, "mean"), masked_pool(x, mask, "max")], dim=-1)
     m = mask[..., None].to(x.dtype)
     if how == "mean":
         return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
@@ -27,7 +29,12 @@ def masked_pool(x: Tensor, mask: Tensor, how: str) -> Tensor:
         return out * (idx >= 0)[:, None].to(x.dtype)
     if how == "cls":
         return x[:, 0]
-    raise ValueError(f"unknown pooling {how!r}; use mean, cls, last or max")
+    raise ValueError(f"unknown pooling {how!r}; use mean, cls, last, max or meanmax")
+
+
+def pooled_width(dim: int, pool: str) -> int:
+    """Width of `masked_pool`'s output for a `(B, L, dim)` input."""
+    return 2 * dim if pool == "meanmax" else dim
 
 
 class ClassificationHead(nn.Module):
@@ -39,6 +46,7 @@ class ClassificationHead(nn.Module):
         super().__init__()
         self.pool = pool
         f = dict(device=device, dtype=dtype)
+        dim = pooled_width(dim, pool)
         if hidden > 0:
             self.net: nn.Module = nn.Sequential(nn.Linear(dim, hidden, **f), nn.GELU(), nn.Linear(hidden, num_classes, **f))
         else:
@@ -59,6 +67,7 @@ class DualEncoderHead(nn.Module):
         self.pool = pool
         hidden = hidden or dim
         f = dict(device=device, dtype=dtype)
+        dim = pooled_width(dim, pool)
         self.net = nn.Sequential(nn.Linear(4 * dim, hidden, **f), nn.GELU(), nn.Linear(hidden, num_classes, **f))
 
     def forward(self, x1: Tensor, mask1: Tensor, x2: Tensor, mask2: Tensor) -> Tensor:

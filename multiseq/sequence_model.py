@@ -13,6 +13,7 @@ from multiseq.config import ModelConfig
 from multiseq.embed import Embedding
 from multiseq.errors import InputError
 from multiseq.heads import ClassificationHead, DualEncoderHead
+from multiseq.stem import ConvStem
 
 
 class SequenceModel(nn.Module):
@@ -27,14 +28,17 @@ class SequenceModel(nn.Module):
         self.config = config
         self.adapter = build_adapter(config.adapter)
         f = dict(device=device, dtype=dtype)
+        stem = config.stem
+        embed_width = (stem.width or config.width) if stem.stride > 1 else config.width
         self.embed = Embedding(
             self.adapter.embed_spec(),
-            config.width,
+            embed_width,
             positional=config.positional,
             max_length=config.adapter.max_length,
             cls_token=config.head.pool == "cls",
             **f,
         )
+        self.stem = ConvStem(stem, embed_width, config.width, causal=config.causal, **f) if stem.stride > 1 else None
         self.backbone = Backbone(
             config.layers,
             config.width,
@@ -45,18 +49,52 @@ class SequenceModel(nn.Module):
             grad_checkpointing=config.grad_checkpointing,
             **f,
         )
+        self.head = self._make_head(config.num_classes, **f)
+
+    def _make_head(self, num_classes: int, device: Any = None, dtype: Any = None) -> nn.Module:
+        config = self.config
         head_cls = DualEncoderHead if config.head.kind == "dual" else ClassificationHead
         hidden = config.head.hidden or (config.width if config.head.kind == "mlp" else 0)
-        self.head = head_cls(config.width, config.num_classes, config.head.pool, hidden, **f)
+        return head_cls(config.width, num_classes, config.head.pool, hidden, device=device, dtype=dtype)
+
+    @property
+    def num_features(self) -> int:
+        """Width D of the backbone features (timm's name)."""
+        return self.config.width
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh, randomly initialised head for `num_classes` classes (the body is kept); the config follows."""
+        p = next(self.head.parameters())
+        self.config = self.config.replace(num_classes=num_classes)
+        self.head = self._make_head(num_classes, device=p.device, dtype=p.dtype)
 
     @property
     def is_dual(self) -> bool:
         return self.config.head.kind == "dual"
 
     def features(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Adapter output -> backbone features `(B, L, D)` and the mask `(B, L)` they are valid on."""
+        """Adapter output -> backbone features `(B, L', D)` and the mask `(B, L')` they are valid on.
+
+        `L' = ceil(L / stem.stride)` (plus one with a CLS token).
+        """
         h, mask = self.embed(x, mask)
+        return self.body(h, mask)
+
+    def body(self, h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Embedded sequence `(B, L, E)`, mask `(B, L)` -> stem -> blocks -> `(B, L', D)`, mask `(B, L')`."""
+        if self.stem is not None:
+            h, mask = self.stem(h, mask)
         return self.backbone(h, mask), mask
+
+    forward_features = features
+
+    def forward_head(self, h: Tensor, mask: Tensor) -> Tensor:
+        """Features `(B, L', D)` and their mask -> logits `(B, num_classes)` (single-input heads)."""
+        return self.head(h, mask)
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, x2: Tensor | None = None, mask2: Tensor | None = None

@@ -9,17 +9,13 @@ from torch import Tensor
 
 from multiseq.adapters.base import Adapter, EmbedSpec, as_batch, register_adapter
 from multiseq.errors import ConfigError, InputError
+from multiseq.tasks.listops import tokens as listops_split
 
 # ids 1..15; LRA's own order came from a Python set (arbitrary), so any fixed order is equivalent.
 LISTOPS_TOKENS = ("[MIN", "[MAX", "[MED", "[SM", "X", *map(str, range(10)))
 PAD_TO = ("longest", "max_length")
 TRUNCATION = ("right", "error")
 UNKNOWN = ("oov", "error")
-
-
-def listops_split(source: str) -> list[str]:
-    """LRA's preprocessing of a ListOps string into tokens."""
-    return source.replace("]", "X").replace("(", "").replace(")", "").split()
 
 
 @register_adapter("listops")

@@ -53,10 +53,6 @@ def _options(args: argparse.Namespace, generated: bool) -> dict[str, Any]:
     return opts
 
 
-def _generated(task: str) -> bool:
-    return task == "listops" or task.startswith("path")
-
-
 def run_data(args: argparse.Namespace) -> int:
     from multiseq import tasks
 
@@ -64,7 +60,7 @@ def run_data(args: argparse.Namespace) -> int:
         for name, desc in tasks.describe_tasks().items():
             print(f"{name:16s} {desc}")
         return 0
-    generated = _generated(args.task)
+    generated = tasks.task_entry(args.task).generated
     opts = _options(args, generated)
     if args.action == "generate":
         return _generate(tasks, args, opts, generated)
@@ -90,6 +86,8 @@ def _generate(tasks, args, opts, generated: bool) -> int:
 
 
 def _stats(tasks, args, opts) -> int:
+    from multiseq.tasks.listops import tokens as listops_tokens
+
     t0 = time.perf_counter()
     ds = tasks.get(args.task, split=args.split, root=args.root, **opts)
     t_open = time.perf_counter() - t0
@@ -103,7 +101,7 @@ def _stats(tasks, args, opts) -> int:
         elif isinstance(x, tuple):
             lengths += [len(d.encode("utf-8")) if isinstance(d, str) else len(d) for d in x]
         elif ds.adapter.kind == "listops":
-            lengths.append(len(x.replace("]", "X").replace("(", "").replace(")", "").split()))
+            lengths.append(len(listops_tokens(x)))
         else:
             lengths.append(len(x.encode("utf-8")) if isinstance(x, str) else len(x))
     t_read = time.perf_counter() - t1
@@ -126,7 +124,8 @@ def _stats(tasks, args, opts) -> int:
 
 
 def _preview(tasks, args, opts) -> int:
-    opts.setdefault("size", 16 if _generated(args.task) and args.task != "listops" else 1)
+    generated = tasks.task_entry(args.task).generated
+    opts.setdefault("size", 16 if generated and args.task != "listops" else 1)
     ds = tasks.get(args.task, split=args.split, root=args.root, **opts)
     if ds.adapter.kind == "listops":
         from multiseq.tasks.listops import tree_text

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from multiseq.tasks.listops import tokens
 from multiseq.tasks.toy import listops_short
 
 
@@ -61,7 +62,7 @@ def run_demo(args: argparse.Namespace) -> int:
     train = listops_short("train", args.train_size, seed=args.seed, progress=not args.quiet)
     val = listops_short("val", args.eval_size, seed=args.seed)
     test = listops_short("test", args.eval_size, seed=args.seed)
-    lengths = [len(train[i][0].replace("(", " ").replace(")", " ").split()) for i in range(len(train))]
+    lengths = [len(tokens(train[i][0])) for i in range(len(train))]
     print(f"   e.g. {_short(train[0][0])}  -> {train[0][1]}")
     print(f"   {min(lengths)}-{max(lengths)} tokens, mean {sum(lengths) / len(lengths):.0f}  ({time.time() - t0:.0f} s)")
 

@@ -37,6 +37,7 @@ from multiseq.tasks._common import (
     holdout_split,
     read_image,
 )
+from multiseq.tasks.registry import register_task
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 VIEWS = ("gray", "rgb", "patches")
@@ -208,6 +209,14 @@ def load_source(source: Path, split: str, on_error: str = "raise") -> _Source:
     raise DataError(f"{source}: not an image folder, an archive, CIFAR-10 batches or IDX files")
 
 
+_CIFAR = "cifar10_jpeg_train.tar.gz"
+
+
+@register_task("fashion_mnist", "Fashion-MNIST from IDX files (Debian dataset-fashion-mnist)", task="fashion_mnist",
+               default="/usr/share/datasets/fashion-mnist")
+@register_task("cifar10", "CIFAR-10 as the image task, under its own name (view gray / rgb / patches)", task="cifar10",
+               default=_CIFAR)
+@register_task("image", "LRA Image: CIFAR-10 as 1,024 grayscale tokens (10 classes)", task="image", default=_CIFAR)
 class ImageDataset(TaskDataset):
     """Image classification: `ds[i] -> (image uint8 (H, W, 3) or (H, W), label)`.
 
@@ -294,19 +303,3 @@ def _adapter(view: str, size: tuple[int, int], patch: int) -> AdapterConfig:
                              options={"image_size": [H, W], "color": "rgb", "as_tokens": False})
     n = -(-H // patch) * -(-W // patch)
     return AdapterConfig("patches", max_length=n, options={"image_size": [H, W], "patch_size": patch})
-
-
-def _register() -> None:
-    from multiseq.tasks import register_task
-
-    mod = "multiseq.tasks.images"
-    cifar = "cifar10_jpeg_train.tar.gz"
-    register_task("image", mod, "ImageDataset", "LRA Image: CIFAR-10 as 1,024 grayscale tokens (10 classes)",
-                  task="image", default=cifar)
-    register_task("cifar10", mod, "ImageDataset", "CIFAR-10 as the image task, under its own name (view gray / rgb / "
-                  "patches)", task="cifar10", default=cifar)
-    register_task("fashion_mnist", mod, "ImageDataset", "Fashion-MNIST from IDX files (Debian dataset-fashion-mnist)",
-                  task="fashion_mnist", default="/usr/share/datasets/fashion-mnist")
-
-
-_register()

@@ -38,6 +38,7 @@ from multiseq.tasks._common import (
     check_split,
     file_lock,
 )
+from multiseq.tasks.registry import register_task
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 CLOSE = "]"
@@ -209,7 +210,7 @@ def _progress(n: int, enabled: bool):
 
 
 def tokens(source: str) -> list[str]:
-    """LRA's preprocessing: `]` -> `X`, parentheses dropped, split on whitespace."""
+    """LRA's preprocessing: `]` -> `X`, parentheses dropped, split on whitespace (the listops adapter uses it too)."""
     return source.replace("]", "X").replace("(", "").replace(")", "").split()
 
 
@@ -383,6 +384,7 @@ def ensure_split(
     return path
 
 
+@register_task("listops", "LRA ListOps, generated (10 classes, <= 2,000 tokens)", generated=True)
 class ListOpsDataset(TaskDataset):
     """LRA ListOps: `ds[i] -> (source string, label 0..9)`.
 

@@ -37,6 +37,7 @@ from multiseq.tasks._common import (
     read_image,
 )
 from multiseq.tasks.pathfinder_gen import CONTOUR_LENGTHS, PathfinderSpec, render, spec_for
+from multiseq.tasks.registry import register_task
 
 BATCH = 1000  # images per imgs/<batch> folder
 LRA_TOTAL = 200_000
@@ -183,6 +184,9 @@ def _merge_metadata(base: Path, rows: list[tuple[int, str]]) -> None:
         atomic_write_text(path, "".join(old[i] + "\n" for i in sorted(old)))
 
 
+@register_task("pathx", "LRA Path-X: 128 px snakes, contour length 14", generated=True, resolution=128, task="pathx")
+@register_task("pathfinder", "LRA Pathfinder: 32 px snakes, contour length 14", generated=True, resolution=32,
+               task="pathfinder")
 class PathfinderDataset(TaskDataset):
     """Pathfinder / Path-X: `ds[i] -> (image uint8 (H, W), label 0/1)`.
 
@@ -283,17 +287,6 @@ class PathfinderDataset(TaskDataset):
         return img, int(self.labels[i])
 
 
-def _register() -> None:
-    from multiseq.tasks import register_task
-
-    mod = "multiseq.tasks.pathfinder"
-    register_task("pathfinder", mod, "PathfinderDataset", "LRA Pathfinder: 32 px snakes, contour length 14",
-                  resolution=32, task="pathfinder")
-    register_task("pathx", mod, "PathfinderDataset", "LRA Path-X: 128 px snakes, contour length 14",
-                  resolution=128, task="pathx")
-    for res in (32, 64, 128, 256):
-        register_task(f"pathfinder{res}", mod, "PathfinderDataset", f"Pathfinder at {res} px (any difficulty)",
-                      resolution=res, task=f"pathfinder{res}")
-
-
-_register()
+for _res in (32, 64, 128, 256):
+    register_task(f"pathfinder{_res}", f"Pathfinder at {_res} px (any difficulty)", generated=True, resolution=_res,
+                  task=f"pathfinder{_res}")(PathfinderDataset)

@@ -19,6 +19,7 @@ import numpy as np
 from multiseq.config import AdapterConfig
 from multiseq.errors import ConfigError
 from multiseq.tasks._common import DataError, SkipLog, TaskDataset, check_positive, check_split, seeded_permutation
+from multiseq.tasks.registry import register_task
 from multiseq.tasks.text import default_source, load_reviews
 
 AAN_FILES = {"train": "new_aan_pairs.train.tsv", "val": "new_aan_pairs.eval.tsv", "test": "new_aan_pairs.test.tsv"}
@@ -111,6 +112,7 @@ def imdb_pairs(
     return I, J, labels
 
 
+@register_task("retrieval", "LRA Retrieval: AAN TSVs, or IMDb same-movie review pairs (2 classes, 2 x 4,000 bytes)")
 class RetrievalDataset(TaskDataset):
     """Two-document matching: `ds[i] -> ((doc1, doc2), label)`, label 1 = related.
 
@@ -195,13 +197,3 @@ class RetrievalDataset(TaskDataset):
             return self._pairs[i], int(self.labels[i])
         t = self._reviews.texts
         return (t[self._I[i]], t[self._J[i]]), int(self.labels[i])
-
-
-def _register() -> None:
-    from multiseq.tasks import register_task
-
-    register_task("retrieval", "multiseq.tasks.retrieval", "RetrievalDataset",
-                  "LRA Retrieval: AAN TSVs, or IMDb same-movie review pairs (2 classes, 2 x 4,000 bytes)")
-
-
-_register()

@@ -29,6 +29,7 @@ from multiseq.tasks._common import (
     check_split,
     holdout_split,
 )
+from multiseq.tasks.registry import register_task
 
 REVIEW = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/([^/]+)$")
 URLS = re.compile(r"(?:^|/)aclImdb/(train|test)/urls_(pos|neg)\.txt$")
@@ -146,6 +147,8 @@ def split_reviews(root, split: str, val_fraction: float, seed: int, on_error: st
     return r, holdout_split(len(r.texts), split, val_fraction, seed)
 
 
+@register_task("imdb", "alias of text")
+@register_task("text", "LRA Text: IMDb reviews as bytes (2 classes, 4K)")
 class IMDbDataset(TaskDataset):
     """LRA Text: `ds[i] -> (review str, label 0 = negative / 1 = positive)`.
 
@@ -188,13 +191,3 @@ class IMDbDataset(TaskDataset):
         i = self._index(i)
         j = self._idx[i]
         return self._reviews.texts[j], int(self.labels[i])
-
-
-def _register() -> None:
-    from multiseq.tasks import register_task
-
-    register_task("text", "multiseq.tasks.text", "IMDbDataset", "LRA Text: IMDb reviews as bytes (2 classes, 4K)")
-    register_task("imdb", "multiseq.tasks.text", "IMDbDataset", "alias of text")
-
-
-_register()
