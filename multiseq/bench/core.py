@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from multiseq.bench.worker import MARKER
+from multiseq.errors import ConfigError
 
 BASELINES = ("attention", "attention_explicit")
 # Blocks whose cost grows faster than linearly by design (L^2; Sparse Transformer L^1.5); the linear-time
@@ -115,12 +116,12 @@ def benchmark(
     t_begin = time.perf_counter()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if scope not in ("block", "layer"):
-        raise SystemExit(f"--scope must be block or layer, got {scope!r}")
+        raise ConfigError(f"--scope must be block or layer, got {scope!r}")
     bad = [m for m in modes if m not in ("fwd", "fwdbwd")]
     if bad:
-        raise SystemExit(f"unknown mode(s) {bad}; valid: fwd, fwdbwd")
+        raise ConfigError(f"unknown mode(s) {bad}; valid: fwd, fwdbwd")
     if repeats < 5:
-        raise SystemExit(f"--repeats must be at least 5 (got {repeats}): medians of fewer runs are noise")
+        raise ConfigError(f"--repeats must be at least 5 (got {repeats}): medians of fewer runs are noise")
     lengths = sorted(set(lengths))
     threads = threads or [min(2, os.cpu_count() or 1)]
     options = options or {}
@@ -274,7 +275,7 @@ def _check_peers(peers: list[str]) -> list[str]:
     known = set(list_peers())
     for p in peers:
         if p not in known:
-            raise SystemExit(f"unknown peer {p!r}; known peers: {', '.join(sorted(known))} (or 'all')")
+            raise ConfigError(f"unknown peer {p!r}; known peers: {', '.join(sorted(known))} (or 'all')")
     return peers
 
 

@@ -7,6 +7,8 @@ import argparse
 import importlib
 import sys
 
+from multiseq.errors import CheckpointError, ConfigError, InputError, UnknownNameError
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("multiseq.cli.info", "versions, device, threads, and whether each fused path can run (and why not)"),
@@ -48,5 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     mod = importlib.import_module(args._module)
     run = getattr(mod, f"run_{args._name}", getattr(mod, "run", None))
-    return int(run(args) or 0)
+    try:
+        return int(run(args) or 0)
+    except (ConfigError, UnknownNameError, CheckpointError, InputError) as e:
+        # Library code raises; only the command line turns an error into a message and an exit status.
+        raise SystemExit(f"multiseq {args._name}: {e}") from None
 

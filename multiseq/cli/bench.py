@@ -13,6 +13,7 @@ from typing import Any
 
 from multiseq.bench.core import benchmark, derive, merge_records
 from multiseq.bench.report import plot, tables
+from multiseq.errors import ConfigError
 
 
 def _parse_list(text: str, kind: type = str) -> list[Any]:
@@ -20,7 +21,7 @@ def _parse_list(text: str, kind: type = str) -> list[Any]:
     try:
         return [kind(t) for t in items]
     except ValueError:
-        raise SystemExit(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
+        raise ConfigError(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,9 +70,9 @@ def run_bench(args: argparse.Namespace) -> int:
         try:
             options = json.loads(args.options)
         except json.JSONDecodeError as e:
-            raise SystemExit(f"--options is not valid JSON: {e}") from None
+            raise ConfigError(f"--options is not valid JSON: {e}") from None
         if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
-            raise SystemExit('--options must map block names to option objects, e.g. {"local": {"window": 128}}')
+            raise ConfigError('--options must map block names to option objects, e.g. {"local": {"window": 128}}')
         if args.blocks == "all":
             from multiseq.blocks import get_block_class, list_blocks
 

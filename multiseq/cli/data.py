@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from multiseq.errors import ConfigError
+
 ACTIONS = ("generate", "stats", "preview")
 
 
@@ -39,7 +41,7 @@ def _options(args: argparse.Namespace, generated: bool) -> dict[str, Any]:
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--option expects KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--option expects KEY=VALUE, got {item!r}")
         try:
             opts[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -65,7 +67,7 @@ def run_data(args: argparse.Namespace) -> int:
     if args.action == "generate":
         return _generate(tasks, args, opts, generated)
     if args.split == "all":
-        raise SystemExit("--split all is for generate; pick train, val or test")
+        raise ConfigError("--split all is for generate; pick train, val or test")
     if args.action == "stats":
         return _stats(tasks, args, opts)
     return _preview(tasks, args, opts)
@@ -73,7 +75,7 @@ def run_data(args: argparse.Namespace) -> int:
 
 def _generate(tasks, args, opts, generated: bool) -> int:
     if not generated:
-        raise SystemExit(f"{args.task} is read from real data, not generated; use `multiseq data stats {args.task}`")
+        raise ConfigError(f"{args.task} is read from real data, not generated; use `multiseq data stats {args.task}`")
     splits = ("train", "val", "test") if args.split == "all" else (args.split,)
     for split in splits:
         t0 = time.perf_counter()

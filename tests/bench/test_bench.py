@@ -16,6 +16,7 @@ import torch
 from multiseq.bench import core as bench
 from multiseq.bench.costs import BWD_FACTOR, block_costs, floor_ms
 from multiseq.blocks import build_block
+from multiseq.errors import ConfigError
 
 REQUIRED = {"block", "length", "width", "mode", "median_ms", "min_ms", "peak_mem_mb", "status", "threads"}
 
@@ -189,9 +190,9 @@ def test_missing_peer_is_a_clear_error(monkeypatch):
 
 
 def test_bad_arguments_are_refused():
-    with pytest.raises(SystemExit, match="at least 5"):
+    with pytest.raises(ConfigError, match="at least 5"):
         bench.benchmark(["local"], [16], repeats=3)
-    with pytest.raises(SystemExit, match="unknown mode"):
+    with pytest.raises(ConfigError, match="unknown mode"):
         bench.benchmark(["local"], [16], modes=("bwd",))
     with pytest.raises(Exception, match="block"):
         bench._check_blocks(["lcoal"])
