@@ -1,4 +1,5 @@
-"""Fused GPU paths and the dispatcher that chooses them.
+"""Fused GPU paths ("fused path": a Triton or compiled implementation of an op; not the SSM convolution kernel
+`K` that S4 and Mega compute, which the fused paths may produce) and the dispatcher that chooses them.
 
 Every fused op has a plain-PyTorch reference beside the block that uses it; the reference is the specification
 and the CPU path. A fused path is registered here with a check, and is chosen only when it can run:

@@ -1,4 +1,4 @@
-"""Sliding-window attention on CUDA through PyTorch's FlexAttention (block-sparse, compiled).
+"""Fused path: sliding-window attention on CUDA through PyTorch's FlexAttention (block-sparse, compiled).
 
 The specification is `multiseq.blocks.attention.local_attention_ref`; this path is chosen by the dispatcher only
 on CUDA with FlexAttention available.

@@ -1,4 +1,4 @@
-"""Long-short attention on CUDA through PyTorch's FlexAttention (block-sparse, compiled).
+"""Fused path: long-short attention on CUDA through PyTorch's FlexAttention (block-sparse, compiled).
 
 Keys are laid out as `[k_global (r); k (L)]`; a mask_mod admits the global keys (when causal, only the groups of
 fully past segments) and the segment-wise window. The block mask skips every tile outside the band, so work is

@@ -1,4 +1,4 @@
-"""Fused banded ContextPool in Triton: one pass over each query block's band with an online softmax.
+"""Fused path: banded ContextPool in Triton: one pass over each query block's band with an online softmax.
 
 Pooling is `y_i = softmax_j(log w_j - d(i, j)^2 * prec_i) @ x` over the band (`prec_i = 1 / (2 sigma_i^2)`), so the
 kernels follow flash-attention's structure with the logits computed from positions instead of q . k:

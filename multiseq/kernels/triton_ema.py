@@ -1,4 +1,5 @@
-"""Fused EMA kernel generation in Triton: `k[d, l] = sum_j w[d, j] * exp(l * logq[d, j])`, forward and backward.
+"""Fused path (Triton) of Mega's EMA convolution-kernel generation: `k[d, l] = sum_j w[d, j] * exp(l * logq[d, j])`,
+forward and backward.
 
 The specification is `multiseq.blocks.mega_ops.ema_kernel_ref`. The fused path never materialises the
 (D, N, L) Vandermonde matrix: each program computes a block of lags for one channel from its N coefficients, and

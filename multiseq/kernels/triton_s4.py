@@ -1,4 +1,5 @@
-"""Triton kernels for the S4 family: the log-Vandermonde (S4D / DSS) kernel, forward and backward.
+"""Fused path (Triton) of the S4 family's convolution kernel: the log-Vandermonde (S4D / DSS) kernel `K`, forward
+and backward.
 
 `K[h, l] = 2 Re sum_n C[h, n] exp(a[h, n] l)` with one program per (channel h, block of l) summing over the
 modes in registers: memory is the output only, never (H, N, L). The backward kernel runs one program per
