@@ -29,15 +29,7 @@ import numpy as np
 from multiseq._io import atomic_write_text
 from multiseq.config import AdapterConfig
 from multiseq.errors import ConfigError
-from multiseq.tasks._common import (
-    DataError,
-    SkipLog,
-    TaskDataset,
-    cache_root,
-    check_positive,
-    check_split,
-    file_lock,
-)
+from multiseq.tasks._common import DataError, SkipLog, TaskDataset, cache_root, check_positive, check_split, file_lock
 from multiseq.tasks.registry import register_task
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
