@@ -69,8 +69,14 @@ class Embedding(nn.Module):
         if positional == "learned":
             self.pos = nn.Parameter(torch.randn(1, self.max_length, width, **factory) * 0.02)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """x: ids (B, L), features (B, L, C) or images (B, C, H, W); mask (B, L) -> ((B, L', D), (B, L') bool)."""
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, replace: Tensor | None = None, mask_token: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """x: ids (B, L), features (B, L, C) or images (B, C, H, W); mask (B, L) -> ((B, L', D), (B, L') bool).
+
+        `replace` (B, L) bool puts `mask_token` (D,) in place of the input's embedding at those positions (positions
+        are still added): the masked-modelling objective of self-pretraining.
+        """
         kind = self.spec.kind
         if kind == "token":
             if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
@@ -95,6 +101,10 @@ class Embedding(nn.Module):
             _check_finite(x)
             h = self.proj(x.to(self.proj.proj.weight.dtype))  # (B, N, D)
         B, L = h.shape[:2]
+        if replace is not None:
+            if replace.shape != (B, L) or mask_token is None:
+                raise InputError(f"replace must be bool (B, L) = {(B, L)} with a mask_token, got {tuple(replace.shape)}")
+            h = torch.where(replace[..., None], mask_token.to(h.dtype), h)
         if mask is None:
             mask = torch.ones(B, L, dtype=torch.bool, device=h.device)
         if mask.shape != (B, L) or mask.dtype != torch.bool:
