@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from multiseq.cli.train import _kv
+from multiseq.cli._args import _kv
 from multiseq.errors import ConfigError
 
 

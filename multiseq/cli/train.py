@@ -1,9 +1,7 @@
-"""`multiseq train`, `multiseq eval`, `multiseq predict`.
+"""`multiseq train` (`eval` and `predict` live in multiseq/cli/evaluate.py).
 
     multiseq train --task listops --model s4d_lra_listops --steps 2000 --out runs/listops
     torchrun --nproc_per_node=2 -m multiseq.cli train ...     # DDP, gloo on CPU / NCCL on GPUs
-    multiseq eval runs/listops --task listops --split test
-    multiseq predict runs/listops --task listops --split test --index 0 1 2
 
 A task is a name known to `multiseq.tasks.get`, or `module:function` returning a dataset for
 `function(split=..., **options)` (any object with `len()` and `ds[i] -> (input, label)`).
@@ -17,53 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from multiseq.checkpoint import load_model, read_checkpoint, resolve_model_file
-from multiseq.errors import ConfigError
+from multiseq.cli._args import _chance, _kv, _task_args, _task_options, _threads  # noqa: F401  (shared options)
 from multiseq.tasks import load_task
-
-
-# ------------------------------------------------------------------------------------------------ helpers
-
-
-def _kv(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value  # a bare string
-
-
-def _load(path: str, device: str | None) -> tuple[Any, list[str]]:
-    file = resolve_model_file(path)
-    model = load_model(file, device=None if device in (None, "auto") else device)
-    _, meta = read_checkpoint(file)
-    labels = json.loads(meta.get("class_names", "null")) or [str(i) for i in range(model.config.num_classes)]
-    return model, labels
-
-
-def _threads(args: argparse.Namespace) -> None:
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
-
-
-def _task_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--task", required=required, help="task name (see multiseq.tasks) or module:function")
-    p.add_argument("--task-option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
-                   help="option for the task (JSON value), repeatable, e.g. --task-option length=512")
-    p.add_argument("--data", help="data folder of the task (passed as root=PATH: where it is read or generated)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
-
-
-def _task_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts = dict(args.task_option)
-    if args.data:
-        opts["root"] = args.data
-    return opts
 
 
 # ------------------------------------------------------------------------------------------------------ train
@@ -166,109 +119,6 @@ def _recipe(model: str) -> dict[str, Any]:
     return recipe(model) or {}
 
 
-def _chance(res: dict[str, Any]) -> float:
-    """Accuracy of always predicting the most frequent true class."""
-    rows = [sum(r) for r in res["confusion"]]
-    return max(rows) / max(1, sum(rows))
-
-
 def _append(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
-
-
-# ------------------------------------------------------------------------------------------------------- eval
-
-
-def add_eval_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="run directory or .safetensors model file")
-    _task_args(p, required=True)
-    p.add_argument("--split", default="test")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--limit", type=int, help="evaluate only the first N examples")
-    p.add_argument("--confusion", help="write a confusion-matrix PNG here")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--quiet", action="store_true")
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    from multiseq.train import evaluate
-
-    _threads(args)
-    model, labels = _load(args.model, args.device)
-    data = load_task(args.task, args.split, _task_options(args), args.limit)
-    res = evaluate(model, data, args.batch_size, progress=not args.quiet)
-    res["chance"] = _chance(res)
-    if args.confusion:
-        from multiseq.plots import plot_confusion
-
-        plot_confusion(res["confusion"], labels, args.confusion)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        print(f"{args.split} accuracy {res['accuracy']:.4f} (chance {res['chance']:.4f}), loss {res['loss']:.4f}, n={res['n']}")
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------------- predict
-
-
-def add_predict_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="run directory or .safetensors model file")
-    p.add_argument("inputs", nargs="*", help="texts (byte models) or image files (pixel/patch models)")
-    p.add_argument("--task", help="predict examples of a task split instead of given inputs (with --index)")
-    p.add_argument("--task-option", type=_kv, action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--data")
-    p.add_argument("--split", default="test")
-    p.add_argument("--index", type=int, nargs="+", default=[0], help="example indices of the task split")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true", help="one JSON object per input")
-
-
-def run_predict(args: argparse.Namespace) -> int:
-    from multiseq.train import predict
-
-    _threads(args)
-    model, labels = _load(args.model, args.device)
-    truths: list[Any] = []
-    if args.task:
-        data = load_task(args.task, args.split, _task_options(args))
-        items = [data[i] for i in args.index]
-        raws, truths = [r for r, _ in items], [int(y) for _, y in items]
-        shown = [f"{args.split}[{i}]" for i in args.index]
-    elif args.inputs:
-        raws = [_read_input(x, model) for x in args.inputs]
-        shown = [x if len(x) < 60 else x[:57] + "..." for x in args.inputs]
-    else:
-        raise ConfigError("give inputs to predict, or --task NAME with --index")
-    if model.is_dual:
-        if not all(isinstance(r, (tuple, list)) and len(r) == 2 for r in raws):
-            raise ConfigError("this model compares two documents; predict pairs with --task NAME --index I")
-        pred, probs = predict(model, [r[0] for r in raws], inputs2=[r[1] for r in raws])
-    else:
-        pred, probs = predict(model, raws)
-    for k, (name, c, p) in enumerate(zip(shown, pred.tolist(), probs.tolist())):
-        rec = {"input": name, "label": labels[c] if c < len(labels) else c, "class": c, "probability": p[c]}
-        if truths:
-            rec["true_class"] = truths[k]
-        if args.json:
-            print(json.dumps(rec))
-        else:
-            truth = f"  (true: {labels[truths[k]]})" if truths else ""
-            print(f"{name}: {rec['label']}  p={p[c]:.3f}{truth}")
-    return 0
-
-
-def _read_input(text: str, model: Any) -> Any:
-    # Pixel and patch models take images: the argument is then a file path.
-    if model.config.adapter.kind in ("pixels", "patches"):
-        from PIL import Image
-
-        if not Path(text).is_file():
-            raise ConfigError(f"this model reads images; {text!r} is not an image file")
-        with Image.open(text) as im:
-            im.load()
-            return im.copy()
-    return text
-
