@@ -16,35 +16,20 @@ from typing import Any
 
 import torch
 
+from multiseq.tasks import Subset
 
-class View:
-    """A seeded, class-balanced subset of a task dataset, seen through an optional function on its inputs.
 
-    It carries the attributes `multiseq.train.fit` reads: `labels` (every item's label), `label_names` (class
-    names), `num_classes`, `pair`, `task`. Task datasets list items class by class, so a plain prefix (`size=`)
-    would hold one class only; this subset interleaves them.
-    """
+class View(Subset):
+    """`multiseq.tasks.Subset` (seeded, class-balanced) with the example's class names and an optional function
+    applied to each input (e.g. rendering or cleaning text)."""
 
     def __init__(self, ds: Any, names: list[str], size: int | None = None, seed: int = 0,
                  transform: Callable[[Any], Any] | None = None) -> None:
-        import numpy as np
-
-        self.ds, self.transform, self.label_names = ds, transform, list(names)
-        self.num_classes, self.pair, self.task = ds.num_classes, ds.pair, ds.task
-        targets = np.asarray(ds.labels)
-        rng = np.random.default_rng(seed)
-        per_class = [rng.permutation(np.flatnonzero(targets == c)) for c in range(ds.num_classes)]
-        # Round-robin over classes, then a seeded shuffle: balanced for any size.
-        order = [int(g[k]) for k in range(max(map(len, per_class))) for g in per_class if k < len(g)]
-        order = order[: size or len(order)]
-        self.indices = [order[i] for i in rng.permutation(len(order))]
-        self.labels = targets[self.indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
+        super().__init__(ds, size, seed)
+        self.label_names, self.transform = list(names), transform
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
-        raw, label = self.ds[self.indices[i]]
+        raw, label = super().__getitem__(i)
         return (self.transform(raw) if self.transform else raw), label
 
 

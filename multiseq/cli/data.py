@@ -26,12 +26,14 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=ACTIONS, help="generate a data set, print its statistics, or preview samples")
     p.add_argument("task", help="task name (see `multiseq data stats list`), e.g. listops, pathfinder, pathx, text")
     p.add_argument("--split", default="train", help="train, val, test, or all (generate only)")
-    p.add_argument("--size", type=int, default=None, help="number of samples (default: the task's full split)")
+    p.add_argument("--size", type=int, default=None,
+                   help="number of samples (generated tasks: made; read tasks: a seeded class-balanced subset)")
     p.add_argument("--seed", type=int, default=None, help="generator / split seed")
-    p.add_argument("--root", default=None, help="data or cache folder (default $MULTISEQ_DATA or ~/.cache/multiseq)")
+    p.add_argument("--data", "--root", dest="root", default=None,
+                   help="data or cache folder (default $MULTISEQ_DATA or ~/.cache/multiseq); --root is an alias")
     p.add_argument("--workers", type=int, default=None, help="generator processes (default: all cores)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra task option, value parsed as JSON when it can be (repeatable)")
+    p.add_argument("--task-option", "--option", dest="option", action="append", default=[], metavar="KEY=VALUE",
+                   help="task option, value parsed as JSON when it can be (repeatable); --option is an alias")
     p.add_argument("--out", default=None, help="preview: PNG file for an image grid (or text file for ListOps)")
     p.add_argument("--limit", type=int, default=None, help="stats: read at most this many items")
 
@@ -41,7 +43,7 @@ def _options(args: argparse.Namespace, generated: bool) -> dict[str, Any]:
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ConfigError(f"--option expects KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--task-option expects KEY=VALUE, got {item!r}")
         try:
             opts[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -93,7 +93,7 @@ def run_eval(args: argparse.Namespace) -> int:
     path = _model_path(args)
     model, labels = _load(path, args.device)
     task, opts = _task_and_options(args, path)
-    data = load_task(task, args.split, opts, args.limit)
+    data = load_task(task, args.split, opts, args.limit, seed=args.seed)
     res = evaluate(model, data, args.batch_size, progress=not args.quiet)
     res["chance"] = _chance(res)
     if args.confusion:

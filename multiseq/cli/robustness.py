@@ -1,6 +1,6 @@
 """`multiseq robustness`: sweep a trained model (or several, side by side) over noise types and severities.
 
-    multiseq robustness --checkpoint runs/imdb_bytes --compare runs/imdb_render --task text --noise all --out rob/
+    multiseq robustness --model runs/imdb_bytes --compare runs/imdb_render --task text --noise all --out rob/
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def _floats(text: str) -> list[float]:
 
 
 def add_robustness_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="run directory or model .safetensors")
+    p.add_argument("--model", "--checkpoint", dest="checkpoint", required=True,
+                   help="run directory or model .safetensors (--checkpoint is an alias)")
     p.add_argument("--compare", action="append", default=[], help="more run directories, swept side by side")
     p.add_argument("--task", required=True, help="task name (multiseq.tasks) or module:function")
     p.add_argument("--split", default="val")
@@ -28,7 +29,7 @@ def add_robustness_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="data folder of the task (root=)")
     p.add_argument("--noise", default="all", help="'all' or a comma-separated list of noise names")
     p.add_argument("--severity", type=_floats, help="comma-separated severities (text: 0..1, images: 1..5)")
-    p.add_argument("--limit", type=int, help="evaluate on the first N examples")
+    p.add_argument("--limit", type=int, help="evaluate on a seeded, class-balanced subset of N examples (--seed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--examples", type=int, default=2, help="noised examples saved for inspection")
@@ -51,7 +52,7 @@ def run_robustness(args: argparse.Namespace) -> int:
     for run in [args.checkpoint, *args.compare]:
         model = load_model(resolve_model_file(run))
         # Each model reads the task through its own adapter (bytes, rendered text, pixels...).
-        data = load_task(args.task, args.split, {**options}, args.limit)
+        data = load_task(args.task, args.split, {**options}, args.limit, seed=args.seed)
         label = Path(run).name or str(run)
         if label in results:
             raise ConfigError(f"two runs share the name {label!r}; give them distinct directories")

@@ -15,10 +15,10 @@ import pkgutil
 from typing import Any
 
 from multiseq.errors import ConfigError
-from multiseq.tasks._common import DataError, TaskDataset
+from multiseq.tasks._common import DataError, TaskDataset, check_positive
 from multiseq.tasks.memory import InMemoryDataset
 from multiseq.tasks.registry import describe_tasks, get, list_tasks, register_task, task_entry
-from multiseq.tasks.subset import Subset
+from multiseq.tasks.subset import Subset, balanced_indices
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _info.name != "registry" and not _info.name.startswith("_"):
@@ -26,17 +26,24 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
 
 
 def load_task(
-    name: str, split: str, options: dict[str, Any] | None = None, limit: int | None = None, progress: bool = False
+    name: str,
+    split: str,
+    options: dict[str, Any] | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+    seed: int = 0,
 ) -> Any:
-    """A dataset split by task name (see `get`) or `module:function`; optionally its first `limit` items.
+    """A dataset split by task name (see `get`) or `module:function`; optionally a seeded, class-balanced subset.
 
     Args:
         name: a registered task name, or `module:function` returning a dataset for `function(split=..., **options)`.
         split: `train`, `val` or `test`.
         options: task options (`root`, `size`, ...).
-        limit: keep only the first `limit` items (a `Subset`).
+        limit: keep a seeded, class-balanced subset of `limit` items (a `Subset`; see `balanced_indices`).
         progress: show a bar while a generated task is being made (where the task takes `progress`).
+        seed: seed of the `limit` subset.
     """
+    check_positive("limit", limit)
     options = dict(options or {})
     if ":" in name:
         module, func = name.split(":", 1)
@@ -49,13 +56,14 @@ def load_task(
         if progress and "progress" not in options and "progress" in task_entry(name).options():
             options["progress"] = True  # a bar while a generated task is being made
         data = get(name, split=split, **options)
-    return Subset(data, limit) if limit else data
+    return Subset(data, limit, seed) if limit is not None else data
 
 
 __all__ = [
     "DataError",
     "InMemoryDataset",
     "Subset",
+    "balanced_indices",
     "TaskDataset",
     "describe_tasks",
     "get",

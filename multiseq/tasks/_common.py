@@ -95,13 +95,25 @@ def seeded_permutation(n: int, seed: int) -> np.ndarray:
 
 
 def holdout_split(n: int, split: str, val_fraction: float, seed: int) -> np.ndarray:
-    """Indices of a seeded train/val division of `n` items (`val` = a random `val_fraction` of them)."""
+    """Indices of a seeded train/val division of `n` items (`val` = a random `val_fraction` of them), in a seeded
+    random order: source files list items class by class, so their order is never kept."""
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     perm = seeded_permutation(n, seed)
     n_val = int(round(n * val_fraction))
-    idx = perm[:n_val] if split == "val" else perm[n_val:]
-    return np.sort(idx)
+    return perm[:n_val] if split == "val" else perm[n_val:]
+
+
+def split_indices(n: int, split: str, val_fraction: float, seed: int, size: int | None, labels: np.ndarray) -> np.ndarray:
+    """Indices of a split in a seeded order: `test` is all `n` items, `train`/`val` a seeded holdout division;
+    with `size`, a seeded class-balanced subset of them (`balanced_indices`). `labels`: (n,) every item's label."""
+    from multiseq.tasks.subset import balanced_indices
+
+    check_positive("size", size)
+    idx = seeded_permutation(n, seed) if split == "test" else holdout_split(n, split, val_fraction, seed)
+    if size is not None:
+        idx = idx[balanced_indices(np.asarray(labels)[idx], size, seed)]
+    return idx
 
 
 class TaskDataset(Dataset):

@@ -34,8 +34,8 @@ from multiseq.tasks._common import (
     TaskDataset,
     check_positive,
     check_split,
-    holdout_split,
     read_image,
+    split_indices,
 )
 from multiseq.tasks.registry import register_task
 
@@ -226,7 +226,8 @@ class ImageDataset(TaskDataset):
         view: `gray` (LRA: grayscale tokens), `rgb` (pixel features) or `patches` (ViT patches).
         patch_size: side of a patch for `view='patches'`.
         val_fraction, seed: the validation slice (LRA: 10 %).
-        size: keep the first `size` items of the split.
+        size: keep a seeded, class-balanced subset of `size` items (`tasks.balanced_indices`); the split's order
+            is a seeded shuffle either way (class folders list images class by class).
         on_error: `raise` (an unreadable image raises `DataError` naming it when read) or `skip` (every image is
             decoded at construction; bad ones are counted and reported).
     """
@@ -260,9 +261,7 @@ class ImageDataset(TaskDataset):
         else:
             path = Path(root).expanduser()
         src = load_source(path, split, on_error)
-        idx = np.arange(len(src.labels)) if split == "test" else holdout_split(len(src.labels), split, val_fraction, seed)
-        if size is not None:
-            idx = idx[:size]
+        idx = split_indices(len(src.labels), split, val_fraction, seed, size, src.labels)
         log = SkipLog(on_error, f"images in {path}")
         if on_error == "skip" and src.array is None:
             good = []

@@ -20,6 +20,7 @@ from multiseq.config import AdapterConfig
 from multiseq.errors import ConfigError
 from multiseq.tasks._common import DataError, SkipLog, TaskDataset, check_positive, check_split, seeded_permutation
 from multiseq.tasks.registry import register_task
+from multiseq.tasks.subset import balanced_indices
 from multiseq.tasks.text import default_source, load_reviews
 
 AAN_FILES = {"train": "new_aan_pairs.train.tsv", "val": "new_aan_pairs.eval.tsv", "test": "new_aan_pairs.test.tsv"}
@@ -122,7 +123,8 @@ class RetrievalDataset(TaskDataset):
             (default: the shared `aclImdb_train.tar.gz`).
         path: one AAN TSV file to read.
         source: `auto` (AAN files when `root` holds them, else IMDb), `aan` or `imdb`.
-        size: number of pairs (IMDb: default one pair per review of the split's movies; AAN: first rows).
+        size: number of pairs (IMDb: default one pair per review of the split's movies; AAN: a seeded
+            class-balanced subset of the rows).
         max_length: bytes per document for the adapter (LRA: 4,000).
         val_fraction, seed: IMDb stand-in: share of movies held out for `val`, and the pair sampling seed.
         on_error: `raise` or `skip` for bad rows or files.
@@ -160,8 +162,10 @@ class RetrievalDataset(TaskDataset):
             raise ConfigError("source='aan' needs root= (a folder of new_aan_pairs.*.tsv) or path=")
         if aan is not None:
             pairs, labels, self.skipped = read_aan(aan, on_error)
-            self._pairs = pairs[:size] if size else pairs
-            self.labels = np.asarray(labels[: len(self._pairs)], dtype=np.int64)
+            labels = np.asarray(labels, dtype=np.int64)
+            keep = balanced_indices(labels, size, seed) if size else np.arange(len(pairs))
+            self._pairs = [pairs[k] for k in keep]
+            self.labels = labels[keep]
             self.source = "aan"
         else:
             self._build_imdb(root, split, size, val_fraction, seed, on_error)

@@ -27,7 +27,7 @@ from multiseq.tasks._common import (
     TaskDataset,
     check_positive,
     check_split,
-    holdout_split,
+    split_indices,
 )
 from multiseq.tasks.registry import register_task
 
@@ -137,14 +137,12 @@ def _load(source: str, split: str, on_error: str, _mtime: int) -> Reviews:
     )
 
 
-def split_reviews(root, split: str, val_fraction: float, seed: int, on_error: str) -> tuple[Reviews, np.ndarray]:
-    """The reviews a split draws from, and the indices into them."""
-    source = default_source(root)
-    if split == "test":
-        r = load_reviews(source, "test", on_error)
-        return r, np.arange(len(r.texts))
-    r = load_reviews(source, "train", on_error)
-    return r, holdout_split(len(r.texts), split, val_fraction, seed)
+def split_reviews(
+    root, split: str, val_fraction: float, seed: int, on_error: str, size: int | None = None
+) -> tuple[Reviews, np.ndarray]:
+    """The reviews a split draws from, and the indices into them (seeded order; `size`: class-balanced subset)."""
+    r = load_reviews(default_source(root), "test" if split == "test" else "train", on_error)
+    return r, split_indices(len(r.texts), split, val_fraction, seed, size, r.labels)
 
 
 @register_task("imdb", "alias of text")
@@ -157,7 +155,8 @@ class IMDbDataset(TaskDataset):
         root: an `aclImdb/` folder (or its parent) or an archive; default the shared `aclImdb_train.tar.gz`.
         max_length: byte length for the adapter (LRA: 1K, 2K or 4K; default 4,096).
         val_fraction, seed: the validation slice.
-        size: keep the first `size` items of the split.
+        size: keep a seeded, class-balanced subset of `size` items (`tasks.balanced_indices`); the split's order
+            is a seeded shuffle either way (the archive lists reviews class by class).
         on_error: `raise` at the first bad file (non-UTF-8, empty, name or rating that does not fit), or `skip`.
     """
 
@@ -178,10 +177,7 @@ class IMDbDataset(TaskDataset):
         super().__init__()
         self.split = check_split(split)
         check_positive("max_length", max_length, allow_none=False)
-        check_positive("size", size)
-        reviews, idx = split_reviews(root, split, val_fraction, seed, on_error)
-        if size is not None:
-            idx = idx[:size]
+        reviews, idx = split_reviews(root, split, val_fraction, seed, on_error, size)
         self._reviews, self._idx = reviews, idx
         self.labels = reviews.labels[idx]
         self.skipped = list(reviews.skipped)
