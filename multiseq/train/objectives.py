@@ -163,7 +163,12 @@ class SelfPretraining(nn.Module):
         z, zm = self.model.body(h, m)
         if self.has_cls:
             z, zm = z[:, 1:], zm[:, 1:]
-        pred = self.recon(z)  # (B, W, stride * K)
+        if self.causal:
+            pred = self.recon(z)  # (B, W, stride * K)
+        else:
+            # Only masked windows are scored: reconstruct those alone (the head is the costliest layer for bytes).
+            pred = z.new_zeros(*z.shape[:2], self.recon.out_features)
+            pred[chosen] = self.recon(z[chosen]).to(pred.dtype)
         pred = rearrange(pred, "b w (s k) -> b (w s) k", s=self.stride)
         real_in = self._input_mask(x, mask)
         L = real_in.shape[1]
