@@ -208,13 +208,21 @@ def _discard(path: Path) -> None:
 
 
 def list_training_checkpoints(directory: str | os.PathLike) -> list[Path]:
-    """Complete `step_*` folders under `directory`, oldest first; stale temporary folders are removed."""
+    """Complete `step_*` folders under `directory`, oldest first. Reads only: a run still training keeps its
+    in-progress `.tmp-*` folders (the writer cleans up, see `remove_stale_checkpoints`)."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    for stale in directory.glob(".t*-step_*"):
-        shutil.rmtree(stale, ignore_errors=True)
     return sorted(p for p in directory.glob("step_*") if p.is_dir() and p.name[5:].isdigit())
+
+
+def remove_stale_checkpoints(directory: str | os.PathLike) -> None:
+    """Delete `.tmp-*` / `.trash-*` folders left by a killed writer. Only the run's writer (holding its lock)
+    calls this, at its own start or resume."""
+    directory = Path(directory)
+    if directory.is_dir():
+        for stale in directory.glob(".t*-step_*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def resolve_model_file(path: str | os.PathLike) -> Path:

@@ -22,7 +22,9 @@ def plot_curves(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> P
         if rows:
             steps = [r["step"] for r in rows]
             ax_loss.plot(steps, [r["loss"] for r in rows], style, label=name, markersize=3)
-            ax_acc.plot(steps, [r["accuracy"] for r in rows], style, label=name, markersize=3)
+            scored = [r for r in rows if r.get("accuracy") is not None]  # value reconstruction has no accuracy
+            if scored:
+                ax_acc.plot([r["step"] for r in scored], [r["accuracy"] for r in scored], style, label=name, markersize=3)
     for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlabel("step")
         ax.set_title(title)

@@ -33,6 +33,11 @@ class TrainConfig:
         keep: training checkpoints kept (the last `keep`).
         eval_batch_size: batch for evaluation (default: batch_size).
         num_workers: DataLoader worker processes for loading/collating (0 = in the main process).
+        budget_minutes: wall-clock budget of the optimiser steps. The run times its first steps in a rehearsal
+            (3 warm-up + 10 timed steps, then model, optimiser and RNG are put back), fixes
+            `total = floor((budget - rehearsal) / step time)` (capped by `steps` / `epochs` when given), records
+            it in config.json and metrics.jsonl, and runs as a step-based run of that length; it also stops
+            cleanly if the wall clock passes the budget anyway. Evaluation time does not count.
     """
 
     steps: int | None = None
@@ -56,28 +61,48 @@ class TrainConfig:
     keep: int = 3
     eval_batch_size: int | None = None
     num_workers: int = 0
+    budget_minutes: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
-        if (self.steps is None) == (self.epochs is None):
-            raise ConfigError(f"give exactly one of steps or epochs (got steps={self.steps}, epochs={self.epochs})")
-        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
-            raise ConfigError(f"steps must be an int >= 1, got {self.steps!r}")
-        if self.epochs is not None and not self.epochs > 0:
-            raise ConfigError(f"epochs must be > 0, got {self.epochs!r}")
+        if self.steps is not None and self.epochs is not None:
+            raise ConfigError(f"give one of steps or epochs, not both (got steps={self.steps}, epochs={self.epochs})")
+        if self.steps is None and self.epochs is None and self.budget_minutes is None:
+            raise ConfigError("give exactly one of steps or epochs, or budget_minutes (got none)")
+        _check(self.budget_minutes is None or _number(self.budget_minutes) and self.budget_minutes > 0,
+               "budget_minutes", "a number > 0 (or None for no budget)", self.budget_minutes)
+        _check(self.steps is None or _int(self.steps) and self.steps >= 1, "steps", "an int >= 1", self.steps)
+        _check(self.epochs is None or _number(self.epochs) and self.epochs > 0, "epochs", "a number > 0", self.epochs)
         for name in ("batch_size", "accumulate", "keep"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+            _check(_int(getattr(self, name)) and getattr(self, name) >= 1, name, "an int >= 1", getattr(self, name))
+        for name in ("log_every", "eval_every", "checkpoint_every", "num_workers", "seed"):
+            _check(_int(getattr(self, name)) and getattr(self, name) >= 0, name, "an int >= 0", getattr(self, name))
+        _check(self.warmup_steps is None or _int(self.warmup_steps) and self.warmup_steps >= 0,
+               "warmup_steps", "an int >= 0 (or None for 5% of the run)", self.warmup_steps)
+        _check(self.eval_batch_size is None or _int(self.eval_batch_size) and self.eval_batch_size >= 1,
+               "eval_batch_size", "an int >= 1 (or None for batch_size)", self.eval_batch_size)
+        _check(_number(self.lr) and self.lr > 0, "lr", "a number > 0", self.lr)
+        _check(_number(self.eps) and self.eps > 0, "eps", "a number > 0", self.eps)
+        _check(_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
+        _check(_number(self.grad_clip) and self.grad_clip >= 0, "grad_clip", "a number >= 0 (0 disables clipping)",
+               self.grad_clip)
+        _check(_number(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing",
+               "a number in [0, 1)", self.label_smoothing)
+        _check(_number(self.final_lr_ratio) and 0 <= self.final_lr_ratio <= 1, "final_lr_ratio",
+               "a number in [0, 1]", self.final_lr_ratio)
+        _check(len(self.betas) == 2 and all(_number(b) and 0 <= b < 1 for b in self.betas), "betas",
+               "two numbers in [0, 1)", self.betas)
         if self.batch_size % self.accumulate:
             raise ConfigError(f"batch_size {self.batch_size} is not divisible by accumulate {self.accumulate}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ConfigError("lr must be > 0, weight_decay and grad_clip >= 0")
 
     def total_steps(self, num_examples: int) -> int:
+        """Optimiser steps of the run from `steps` / `epochs` (a budget run fixes its own total at its start)."""
         if self.steps is not None:
             return self.steps
+        if self.epochs is None:
+            raise ConfigError("a budget-only run has no fixed step count until it has timed its first steps")
         return max(1, math.ceil(self.epochs * num_examples / self.batch_size))
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +117,19 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown train config keys {unknown}; valid keys: {', '.join(sorted(known))}")
         return cls(**d)
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check(ok: bool, name: str, valid: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{name} must be {valid}, got {value!r}")
 
 
 @dataclass

@@ -55,12 +55,13 @@ class _MicroBatches(torch.utils.data.Sampler):
 class Collate:
     """Turns a list of `(raw, label)` items into `(x, mask, x2, mask2, labels)` with the model's adapter."""
 
-    def __init__(self, adapter: Any, pair: bool) -> None:
-        self.adapter, self.pair = adapter, pair
+    def __init__(self, adapter: Any, pair: bool, labels: bool = True) -> None:
+        self.adapter, self.pair, self.labels = adapter, pair, labels
 
     def __call__(self, items: list[tuple[Any, Any]]) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor]:
+        """`labels=False` (pretraining) ignores the labels, which may then be anything (None included)."""
         raws = [r for r, _ in items]
-        y = torch.as_tensor([int(lbl) for _, lbl in items], dtype=torch.long)
+        y = torch.as_tensor([int(lbl) for _, lbl in items] if self.labels else [-1] * len(items), dtype=torch.long)
         if self.pair:
             for r in raws:
                 if not (isinstance(r, (tuple, list)) and len(r) == 2):

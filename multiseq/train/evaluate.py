@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,11 +15,37 @@ from multiseq.errors import ConfigError
 from multiseq.train.data import Collate, _check_model_fits, _forward
 
 
+def check_precision(device: torch.device, precision: str) -> None:
+    """Refuse a precision the device cannot run (before a run writes anything). bf16 autocast runs on CUDA GPUs
+    that support bf16 and on CPUs where this torch build's CPU autocast runs bf16 matmuls."""
+    if precision != "bf16":
+        return
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"precision='bf16': {torch.cuda.get_device_name(device)} does not support bf16; use fp32")
+    if device.type == "cpu" and not _cpu_bf16():
+        raise ConfigError("precision='bf16' needs bf16 CPU autocast, which this torch build or CPU does not run; "
+                          "use fp32 (precision='auto')")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"precision='bf16' is supported on cpu and cuda, not {device.type}; use fp32")
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_bf16() -> bool:
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = torch.ones(4, 4) @ torch.ones(4, 4)
+        return out.dtype == torch.bfloat16 and bool((out.float() == 4).all())
+    except (RuntimeError, TypeError):
+        return False
+
+
 def _autocast(device: torch.device, precision: str):
-    use_bf16 = device.type == "cuda" and precision in ("auto", "bf16")
-    if precision == "bf16" and device.type != "cuda":
-        raise ConfigError("precision='bf16' autocast is for CUDA; on CPU use fp32 (precision='auto')")
-    return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+    if device.type == "cuda" and precision in ("auto", "bf16"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if precision == "bf16":
+        check_precision(device, precision)
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _bar(total: int, desc: str, enabled: bool, initial: int = 0, unit: str = "it"):

@@ -1,4 +1,5 @@
-"""`fit`: the training loop (AdamW, warm-up + cosine, clipping, accumulation, checkpoints, exact resume).
+"""`fit` and `pretrain`: one step loop (AdamW, warm-up + cosine, clipping, accumulation, checkpoints, exact resume,
+wall-clock budget) over an objective: classification or self-pretraining.
 
 A dataset is anything with `__len__` and `ds[i] -> (raw_input, label)`; optional attributes `num_classes`, `pair`
 (items are `(doc1, doc2)` for dual-encoder models), `adapter` (an `AdapterConfig` the model must use), `labels`
@@ -11,27 +12,32 @@ function of the step, and the optimiser, RNG states and data position are checkp
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
 import random
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from multiseq.config import ModelConfig
 from multiseq.errors import ConfigError
+from multiseq.train.budget import over_budget, rehearse
 from multiseq.train.config import FitResult, TrainConfig
-from multiseq.train.data import Collate, _forward, _MicroBatches, class_names, model_for_data
+from multiseq.train.data import Collate, _MicroBatches, class_names, model_for_data, stream_indices
 from multiseq.train.distributed import _all_sum, _barrier, _dist_setup
-from multiseq.train.evaluate import _autocast, _bar, evaluate
-from multiseq.train.rundir import _checkpoint, _finish_run, _Log, _prepare_run_dir
+from multiseq.train.evaluate import _autocast, _bar, check_precision
+from multiseq.train.init import init_from
+from multiseq.train.lock import RunLock
+from multiseq.train.objectives import PretrainConfig
+from multiseq.train.records import Clock, Plan, RunContext, Window
+from multiseq.train.report import Reporter
+from multiseq.train.rundir import finish_run, open_run_dir, save_checkpoint, write_config
+from multiseq.train.steps import Classification, Pretraining, Snapshot, Stepper
 
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict[str, Any]]:
@@ -66,12 +72,30 @@ def lr_factor(step: int, total: int, warmup: int, final_ratio: float = 0.0) -> f
     return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One call of `fit` or `pretrain`, as given."""
+
+    model: Any
+    train: Any
+    val: Any
+    cfg: TrainConfig
+    out: Path | None
+    resume: bool
+    progress: bool
+    device: Any
+    task_info: dict[str, Any] | None
+    init: Any = None
+    pretrain: PretrainConfig | None = None
+
+
 def fit(
-    model: str | ModelConfig | nn.Module,
+    model: str | ModelConfig | nn.Module | None,
     train_data: Any,
     val_data: Any = None,
     *,
     config: TrainConfig | None = None,
+    init: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -79,15 +103,18 @@ def fit(
     task_info: dict[str, Any] | None = None,
     **train_options: Any,
 ) -> FitResult:
-    """Train a model on a dataset with AdamW, warm-up + cosine, clipping, accumulation and checkpoints.
+    """Train a classifier on a dataset with AdamW, warm-up + cosine, clipping, accumulation and checkpoints.
 
     Args:
-        model: a preset name, a `ModelConfig`, or a `SequenceModel` (then `seed` does not affect its init).
+        model: a preset name, a `ModelConfig`, or a `SequenceModel` (then `seed` does not affect its init); None
+            with `init` takes the init file's config.
         train_data, val_data: datasets (see the module docstring); `val_data` is evaluated every `eval_every`
             steps and at the end.
         config: a `TrainConfig`; `**train_options` build or override one (`steps=100, lr=3e-3`).
-        out: run directory (`config.json`, `metrics.jsonl`, `checkpoints/`, `model.safetensors`, plots). Without
-            it nothing is written and nothing can be resumed.
+        init: a run directory or `.safetensors` model file (from `pretrain` or `fit`): its body weights are copied
+            exactly and the head is fresh, for the data's classes. A given `model` must match its non-head fields.
+        out: run directory (`config.json`, `metrics.jsonl`, `checkpoints/`, `model.safetensors`, plots, `.lock`).
+            Without it nothing is written and nothing can be resumed.
         resume: continue from the newest checkpoint in `out` (exactly); the run's settings must match.
         progress: tqdm bars with throughput and ETA; False logs plain lines every `log_every` steps instead.
         device: `auto`/None (CUDA if present), `cpu`, `cuda`, ... Under torchrun, one device per process.
@@ -97,144 +124,201 @@ def fit(
     Returns:
         `FitResult(model, metrics, run_dir)`; `metrics` holds the last train log and the last evaluation.
     """
-    cfg = dataclasses.replace(config, **train_options) if config is not None else TrainConfig(**train_options)
+    cfg = _settings(config, train_options)
+    job = _Job(model, train_data, val_data, cfg, _path(out), resume, progress, device, task_info, init=init)
+    return _deterministic(job)
+
+
+def pretrain(
+    model: str | ModelConfig | nn.Module,
+    train_data: Any,
+    *,
+    config: TrainConfig | None = None,
+    objective: PretrainConfig | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    device: Any = None,
+    task_info: dict[str, Any] | None = None,
+    **train_options: Any,
+) -> FitResult:
+    """Self-pretrain a model's body on a dataset's inputs (labels are ignored; no validation pass).
+
+    Same loop, run directory, checkpoints (which also hold the mask vector and reconstruction head, so resume is
+    exact), logs, plots, budget and torchrun support as `fit`; config.json records `"stage": "pretrain"` and the
+    objective. The final `model.safetensors` is the `SequenceModel` (pretrained body, untouched head): give it
+    (or the run directory) to `fit(..., init=...)`.
+
+    Args:
+        objective: a `PretrainConfig` (default: masked modelling, or causal prediction for causal models).
+        Others: as `fit`.
+    """
+    cfg = _settings(config, train_options)
+    job = _Job(model, train_data, None, cfg, _path(out), resume, progress, device, task_info,
+               pretrain=objective or PretrainConfig())
+    return _deterministic(job)
+
+
+def _settings(config: TrainConfig | None, options: dict[str, Any]) -> TrainConfig:
+    if config is not None and not isinstance(config, TrainConfig):
+        raise ConfigError(f"config must be a TrainConfig, got {type(config).__name__}")
+    return dataclasses.replace(config, **options) if config is not None else TrainConfig(**options)
+
+
+def _path(out: Any) -> Path | None:
+    return Path(out) if out is not None else None
+
+
+def _deterministic(job: _Job) -> FitResult:
     previous = torch.are_deterministic_algorithms_enabled()
-    if cfg.deterministic:
+    if job.cfg.deterministic:
         # Needed by cuBLAS for deterministic matmuls; harmless on CPU.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     try:
-        return _fit(model, train_data, val_data, cfg, out, resume, progress, device, task_info)
+        return _run(job)
     finally:
         torch.use_deterministic_algorithms(previous)  # a global switch: leave it as the caller had it
 
 
-def _fit(model, train_data, val_data, cfg, out, resume, progress, device, task_info) -> FitResult:
-    rank, world, dev = _dist_setup(device)
+def _run(job: _Job) -> FitResult:
+    """Validate and build everything, then (and only then) write into the run directory and train."""
+    cfg, data = job.cfg, job.train
+    rank, world, dev = _dist_setup(job.device)
     if cfg.batch_size % (world * cfg.accumulate):
         raise ConfigError(
             f"batch_size {cfg.batch_size} must be divisible by processes ({world}) x accumulate ({cfg.accumulate})"
         )
-    n = len(train_data)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {dev} asked for, but torch sees no CUDA GPU; use device='cpu' or 'auto'")
+    check_precision(dev, cfg.precision)
+    n = len(data)
     if n == 0:
         raise ConfigError("the training set is empty")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
-    net = model_for_data(model, train_data, device=dev)
-    net.train()
-    total = cfg.total_steps(n)
+    init_info = None
+    if job.init is not None:
+        net, init_info = init_from(job.init, job.model, data, device=dev)
+    elif job.model is None:
+        raise ConfigError("give a model (preset name, ModelConfig or SequenceModel), or init= a pretrained run")
+    else:
+        net = model_for_data(job.model, data, device=dev)
+    objective = Pretraining(net, job.pretrain) if job.pretrain is not None else Classification(net, cfg.label_smoothing)
+    lock = None
+    try:
+        objective.module.train()
+        ctx = RunContext(rank, world, dev, job.out, cfg, n, class_names(data, net.config.num_classes), job.progress)
+        collate = Collate(net.adapter, net.is_dual, labels=job.pretrain is None)
+        _dry_run(ctx, objective, data, collate)
+        run_config = {
+            "stage": objective.stage,
+            "model": net.config.to_dict(),
+            "train": cfg.to_dict(),
+            "task": job.task_info or {"task": getattr(data, "task", type(data).__name__), "train_size": n},
+            "class_names": ctx.labels,
+            "world_size": world,
+        }
+        if job.pretrain is not None:
+            run_config["pretrain"] = objective.describe()
+        if init_info is not None:
+            run_config["init"] = init_info
+        optimizer = torch.optim.AdamW(param_groups(objective.module, cfg.lr, cfg.weight_decay), lr=cfg.lr,
+                                      betas=cfg.betas, eps=cfg.eps)
+        start, stored, spent = 0, run_config, 0.0
+        if job.out is not None:
+            lock = RunLock(job.out) if rank == 0 else None
+            start, stored, spent = open_run_dir(ctx, run_config, job.resume, lock, objective, optimizer)
+        module = objective.module
+        if world > 1:
+            module = nn.parallel.DistributedDataParallel(module, device_ids=[dev.index] if dev.type == "cuda" else None)
+        stepper = Stepper(ctx, objective, module, optimizer)
+        reporter = Reporter(ctx, objective)
+        clock = Clock(spent)
+        plan = _plan(ctx, stored, stepper, data, collate, reporter)
+        return _loop(ctx, plan, stepper, data, job.val, collate, start, clock, reporter)
+    finally:
+        objective.close()
+        if lock is not None:
+            lock.release()
+
+
+def _dry_run(ctx: RunContext, objective: Any, data: Any, collate: Collate) -> None:
+    """One forward pass on two examples (weights and RNG put back): data, model and precision problems show up
+    before anything is written."""
+    idx = stream_indices(ctx.n, ctx.cfg.seed, 0, min(2, ctx.n))
+    snap = Snapshot(objective.module, None, ctx.device)
+    try:
+        with torch.no_grad(), _autocast(ctx.device, ctx.cfg.precision):
+            objective(objective.module, collate([data[i] for i in idx]), ctx.device)
+    except RuntimeError as e:
+        if ctx.cfg.precision != "bf16":
+            raise
+        raise ConfigError(f"this model does not run with precision='bf16' on {ctx.device}: {e}; use fp32") from None
+    finally:
+        snap.restore()
+
+
+def _plan(ctx: RunContext, stored: dict[str, Any], stepper: Stepper, data: Any, collate: Collate,
+          reporter: Reporter) -> Plan:
+    """Total and warm-up steps; a budget run fixes its total from a timed rehearsal (or the one it recorded)."""
+    cfg = ctx.cfg
+    budget_s = cfg.budget_minutes * 60.0 if cfg.budget_minutes is not None else None
+    if budget_s is None:
+        total = cfg.total_steps(ctx.n)
+    elif stored.get("budget"):
+        total = int(stored["budget"]["total_steps"])  # resume keeps the recorded total
+    else:
+        cap = cfg.total_steps(ctx.n) if cfg.steps is not None or cfg.epochs is not None else None
+        rec = rehearse(ctx, stepper, data, collate, cap)
+        total = rec["total_steps"]
+        if ctx.writes:
+            write_config(ctx.run_dir, {**stored, "budget": rec})
+        reporter.budget(rec)
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, total // 20)
+    return Plan(total, warmup, budget_s)
 
-    run_dir = Path(out) if out is not None else None
-    labels = class_names(train_data, net.config.num_classes)
-    run_config = {
-        "model": net.config.to_dict(),
-        "train": cfg.to_dict(),
-        "task": task_info or {"task": getattr(train_data, "task", type(train_data).__name__), "train_size": n},
-        "class_names": labels,
-        "world_size": world,
-    }
-    optimizer = torch.optim.AdamW(param_groups(net, cfg.lr, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-    start_step = 0
-    log = _Log(run_dir / "metrics.jsonl" if run_dir is not None and rank == 0 else None)
-    if run_dir is not None:
-        start_step = _prepare_run_dir(run_dir, run_config, resume, rank, world, net, optimizer, dev, n)
 
-    ddp = net
-    if world > 1:
-        ddp = nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
-    sampler = _MicroBatches(n, cfg, start_step, total, rank, world)
+def _loop(ctx: RunContext, plan: Plan, stepper: Stepper, data: Any, val: Any, collate: Collate, start: int,
+          clock: Clock, reporter: Reporter) -> FitResult:
+    cfg = ctx.cfg
+    objective = stepper.objective
+    sampler = _MicroBatches(ctx.n, cfg, start, plan.total, ctx.rank, ctx.world)
     loader = torch.utils.data.DataLoader(
-        train_data, batch_sampler=sampler, collate_fn=Collate(net.adapter, net.is_dual), num_workers=cfg.num_workers,
+        data, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
         generator=torch.Generator().manual_seed(cfg.seed),  # its own generator: the global RNG stays untouched
     )
     last: dict[str, Any] = {}
-    bar = _bar(total, "train", progress and rank == 0, initial=start_step, unit="step")
-    window = {"loss": 0.0, "correct": 0.0, "count": 0.0, "t": time.perf_counter(), "steps": 0}
-    t_start = time.perf_counter()
+    window = Window()
+    bar = _bar(plan.total, objective.stage, ctx.progress and ctx.main, initial=start, unit="step")
     batches = iter(loader)
+    done, stopped = start, False
     try:
-        for step in range(start_step, total):
-            factor = lr_factor(step, total, warmup, cfg.final_lr_ratio)
-            for g in optimizer.param_groups:
-                g["lr"] = g["base_lr"] * factor
-            for a in range(cfg.accumulate):
-                batch = next(batches)
-                sync = a == cfg.accumulate - 1 or world == 1
-                with (contextlib.nullcontext() if sync else ddp.no_sync()), _autocast(dev, cfg.precision):
-                    logits, y = _forward(ddp, batch, dev)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the lr or check the data")
-                (loss / cfg.accumulate).backward()
-                window["loss"] += loss.item() * len(y)
-                window["correct"] += (logits.argmax(-1) == y).sum().item()
-                window["count"] += len(y)
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            window["steps"] += 1
+        for step in range(start, plan.total):
+            loss, hits, count = stepper.step(batches, step, lr_factor(step, plan.total, plan.warmup, cfg.final_lr_ratio))
+            window.add(loss, hits, count)
             done = step + 1
             bar.update(1)
-            if done % cfg.log_every == 0 or done == total:
-                last["train"] = _log_train(window, done, total, n, cfg, optimizer, world, dev, log, bar, progress, rank, t_start)
-            if val_data is not None and ((cfg.eval_every and done % cfg.eval_every == 0) or done == total):
-                window["t"] -= _eval_during_fit(net, val_data, cfg, dev, done, n, log, last, rank, world, progress)
-            if run_dir is not None and ((cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == total):
-                _checkpoint(run_dir, done, net, optimizer, cfg, world, dev, rank, n, labels)
+            if plan.budget_s is not None and done < plan.total:
+                stopped = _all_sum([float(over_budget(clock.train_s, plan.budget_s))], ctx.world, ctx.device)[0] > 0
+            end = done == plan.total or stopped
+            if (cfg.log_every and done % cfg.log_every == 0) or end:
+                last["train"] = reporter.train(window, done, plan, stepper.optimizer, clock, bar)
+            if val is not None and ((cfg.eval_every and done % cfg.eval_every == 0) or end):
+                seconds = reporter.evaluate(objective.net, val, done, last)
+                window.exclude(seconds)
+                clock.exclude(seconds)
+            if ctx.run_dir is not None and ((cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or end):
+                save_checkpoint(ctx, done, objective, stepper.optimizer, {"train_seconds": clock.train_s})
+            if stopped:
+                break
     finally:
         bar.close()
-    if run_dir is not None and rank == 0:
-        _finish_run(run_dir, net, labels, last)
-    _barrier(world)
-    return FitResult(model=net, metrics=last, run_dir=run_dir)
-
-
-def _log_train(window, done, total, n, cfg, optimizer, world, dev, log, bar, progress, rank, t_start) -> dict[str, Any]:
-    loss_sum, correct, count = _all_sum([window["loss"], window["correct"], window["count"]], world, dev)
-    elapsed = max(time.perf_counter() - window["t"], 1e-9)
-    record = {
-        "kind": "train",
-        "step": done,
-        "epoch": done * cfg.batch_size / n,
-        "loss": loss_sum / max(count, 1),
-        "accuracy": correct / max(count, 1),
-        "lr": optimizer.param_groups[0]["lr"],
-        "samples_per_s": count / elapsed,
-        "time_s": time.perf_counter() - t_start,
-    }
-    window.update(loss=0.0, correct=0.0, count=0.0, t=time.perf_counter(), steps=0)
-    if rank == 0:
-        log(record)
-        if progress:
-            bar.set_postfix(loss=f"{record['loss']:.4f}", acc=f"{record['accuracy']:.3f}", sps=f"{record['samples_per_s']:.0f}")
-        else:
-            eta = (total - done) * record["time_s"] / max(done, 1)
-            print(
-                f"step {done}/{total}  loss {record['loss']:.4f}  acc {record['accuracy']:.3f}  "
-                f"lr {record['lr']:.2e}  {record['samples_per_s']:.1f} samples/s  eta {eta:.0f}s",
-                flush=True,
-            )
-    return record
-
-
-def _eval_during_fit(net, val_data, cfg, dev, done, n, log, last, rank, world, progress) -> float:
-    """Evaluate on rank 0 (others wait); returns the seconds spent so throughput excludes them."""
-    t0 = time.perf_counter()
-    if rank == 0:
-        res = evaluate(net, val_data, cfg.eval_batch_size or cfg.batch_size, dev, progress, cfg.precision, cfg.num_workers)
-        record = {"kind": "eval", "split": "val", "step": done, "epoch": done * cfg.batch_size / n, **res}
-        log(record)
-        last["eval"] = record
-        line = f"eval step {done}: loss {res['loss']:.4f}  accuracy {res['accuracy']:.4f}  (n={res['n']})"
-        if progress:
-            from tqdm.auto import tqdm
-
-            tqdm.write(line)  # above the bar, which stays in place
-        else:
-            print(line, flush=True)
-    _barrier(world)
-    return time.perf_counter() - t0
+    if plan.budget_s is not None:
+        last["budget"] = reporter.budget_end(done, plan, stopped, clock)
+    if ctx.writes:
+        finish_run(ctx, objective.net, last)
+    _barrier(ctx.world)
+    return FitResult(model=objective.net, metrics=last, run_dir=ctx.run_dir)
