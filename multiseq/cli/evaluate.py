@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from multiseq.cli._args import _chance, _kv, _task_args, _task_options, _threads
-from multiseq.errors import ConfigError
+from multiseq.errors import ConfigError, InputError
 from multiseq.tasks import load_task
 
 
@@ -164,8 +164,11 @@ def _read_input(text: str, model: Any) -> Any:
         from PIL import Image
 
         if not Path(text).is_file():
-            raise ConfigError(f"this model reads images; {text!r} is not an image file")
-        with Image.open(text) as im:
-            im.load()
-            return im.copy()
+            raise InputError(f"this model reads images; {text!r} is not an image file")
+        try:
+            with Image.open(text) as im:
+                im.load()
+                return im.copy()
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # PIL's decode failures
+            raise InputError(f"{text}: not a readable image ({type(e).__name__}: {e})") from None
     return text
