@@ -92,7 +92,8 @@ class ModelConfig:
         blocks: one `BlockSpec` per layer, or a single spec repeated `depth` times.
         width: model width D.
         depth: number of layers.
-        num_classes: output classes of the head.
+        num_classes: output classes of the head; 0 makes a feature extractor whose head only pools (timm's
+            convention): the model returns `(B, pooled width)` features instead of logits.
         positional: `learned`, `sinusoidal` or `none` (S4 and Mega need none).
         ffn_mult: feed-forward expansion after each block (0 disables it); blocks that manage their
             own residual path (e.g. Mega) skip it.
@@ -138,8 +139,12 @@ class ModelConfig:
         _check(isinstance(self.width, int) and self.width > 0, f"width must be a positive int, got {self.width!r}")
         _check(isinstance(self.depth, int) and self.depth > 0, f"depth must be a positive int, got {self.depth!r}")
         _check(
-            isinstance(self.num_classes, int) and self.num_classes >= 1,
-            f"num_classes must be an int >= 1, got {self.num_classes!r}",
+            isinstance(self.num_classes, int) and self.num_classes >= 0,
+            f"num_classes must be an int >= 1 (classes), or 0 for a feature extractor; got {self.num_classes!r}",
+        )
+        _check(
+            self.num_classes > 0 or self.head.kind != "dual",
+            "num_classes=0 (a feature extractor) needs a single-input head; a dual head classifies document pairs",
         )
         _check(len(self.blocks) >= 1, "blocks must name at least one block")
         _check(

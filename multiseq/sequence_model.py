@@ -12,8 +12,19 @@ from multiseq.backbone import Backbone
 from multiseq.config import ModelConfig
 from multiseq.embed import Embedding
 from multiseq.errors import InputError
-from multiseq.heads import ClassificationHead, DualEncoderHead
+from multiseq.heads import ClassificationHead, DualEncoderHead, masked_pool, pooled_width
 from multiseq.stem import ConvStem
+
+
+class PoolHead(nn.Module):
+    """The head of a feature extractor (`num_classes=0`): masked pooling only, `(B, L, D)` -> `(B, pooled width)`."""
+
+    def __init__(self, pool: str) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        return masked_pool(x, mask, self.pool)
 
 
 class SequenceModel(nn.Module):
@@ -21,6 +32,13 @@ class SequenceModel(nn.Module):
 
     Call with adapter output: `model(x, mask)` -> `(B, num_classes)`; for a dual-encoder head,
     `model(x, mask, x2, mask2)`. `model.encode(raw)` runs the adapter; `model.predict(raw)` does everything.
+
+    timm conventions: `forward_features` / `forward_head` / `reset_classifier` / `num_features`; with
+    `num_classes=0` (in the config, `create_model(..., num_classes=0)` or `reset_classifier(0)`) the head only pools
+    and the model returns features `(B, head_features)` (`head_features` = D, or 2D for `meanmax` pooling).
+
+    Empty input: a batch of 0 gives `(0, num_classes)` logits (`predict([])` gives `(0,)`); a sequence of length 0
+    is treated as one padding position, i.e. exactly like an all-padding row (finite logits of the pooled zeros).
     """
 
     def __init__(self, config: ModelConfig, device: Any = None, dtype: Any = None) -> None:
@@ -53,6 +71,8 @@ class SequenceModel(nn.Module):
 
     def _make_head(self, num_classes: int, device: Any = None, dtype: Any = None) -> nn.Module:
         config = self.config
+        if num_classes == 0:
+            return PoolHead(config.head.pool)
         head_cls = DualEncoderHead if config.head.kind == "dual" else ClassificationHead
         hidden = config.head.hidden or (config.width if config.head.kind == "mlp" else 0)
         return head_cls(config.width, num_classes, config.head.pool, hidden, device=device, dtype=dtype)
@@ -63,12 +83,19 @@ class SequenceModel(nn.Module):
         return self.config.width
 
     @property
+    def head_features(self) -> int:
+        """Width of the pooled features the classifier reads (the output width when `num_classes=0`)."""
+        return pooled_width(self.config.width, self.config.head.pool)
+
+    @property
     def num_classes(self) -> int:
         return self.config.num_classes
 
     def reset_classifier(self, num_classes: int) -> None:
-        """A fresh, randomly initialised head for `num_classes` classes (the body is kept); the config follows."""
-        p = next(self.head.parameters())
+        """A fresh, randomly initialised head for `num_classes` classes (the body is kept); the config follows.
+
+        `num_classes=0` turns the model into a feature extractor (the head only pools)."""
+        p = next(self.backbone.parameters())
         self.config = self.config.replace(num_classes=num_classes)
         self.head = self._make_head(num_classes, device=p.device, dtype=p.dtype)
 
@@ -79,8 +106,12 @@ class SequenceModel(nn.Module):
     def features(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Adapter output -> backbone features `(B, L', D)` and the mask `(B, L')` they are valid on.
 
-        `L' = ceil(L / stem.stride)` (plus one with a CLS token).
+        `L' = ceil(L / stem.stride)` (plus one with a CLS token). A length-0 input (ids or features) becomes one
+        padding position, so it is handled as an all-padding row.
         """
+        if x.dim() in (2, 3) and x.shape[1] == 0 and self.embed.spec.kind != "patch":
+            x = x.new_zeros(x.shape[0], 1, *x.shape[2:])
+            mask = torch.zeros(x.shape[0], 1, dtype=torch.bool, device=x.device)
         h, mask = self.embed(x, mask)
         return self.body(h, mask)
 
@@ -118,7 +149,14 @@ class SequenceModel(nn.Module):
 
     @torch.no_grad()
     def predict_proba(self, raw: Any, raw2: Any = None) -> Tensor:
-        """Raw inputs -> class probabilities `(B, num_classes)` (eval mode, no grad)."""
+        """Raw inputs -> class probabilities `(B, num_classes)` (eval mode, no grad); an empty list gives `(0, C)`."""
+        if self.num_classes == 0:
+            raise InputError(
+                "this model is a feature extractor (num_classes=0) and has no classes; call model(x, mask) for "
+                "pooled features, or reset_classifier(n) for a classifier"
+            )
+        if _is_empty_batch(raw) and (not self.is_dual or _is_empty_batch(raw2)):
+            return torch.zeros(0, self.num_classes)
         was_training = self.training
         self.eval()
         try:
@@ -135,3 +173,11 @@ class SequenceModel(nn.Module):
     def predict(self, raw: Any, raw2: Any = None) -> Tensor:
         """Raw inputs -> predicted class ids `(B,)`."""
         return self.predict_proba(raw, raw2).argmax(-1)
+
+
+def _is_empty_batch(raw: Any) -> bool:
+    """An empty list/tuple of inputs, or a 4-d image batch array/tensor with 0 items."""
+    if isinstance(raw, (list, tuple)):
+        return len(raw) == 0
+    shape = getattr(raw, "shape", None)
+    return shape is not None and len(shape) == 4 and shape[0] == 0

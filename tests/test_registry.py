@@ -148,3 +148,71 @@ def test_preset_config_and_checkpoint_round_trip(name, tmp_path):
     loaded.eval()
     with torch.no_grad():
         torch.testing.assert_close(_forward(model, x, m), _forward(loaded, x, m), atol=0, rtol=0)
+
+
+def _empty_inputs(spec: EmbedSpec, batch: int, length: int):
+    if spec.kind == "token":
+        return torch.zeros(batch, length, dtype=torch.long), torch.zeros(batch, length, dtype=torch.bool)
+    if spec.kind == "linear":
+        return torch.zeros(batch, length, spec.in_features), torch.zeros(batch, length, dtype=torch.bool)
+    H, W = spec.img_size
+    return torch.zeros(batch, spec.in_chans, H, W), None
+
+
+@pytest.mark.parametrize("name", DISTINCT)
+def test_preset_empty_batch_and_length_zero(name):
+    """Issue 18 item 10: batch 0 -> (0, C) logits and predict([]) -> (0,); length 0 -> the all-padding row's logits."""
+    cfg, model, spec = _make(name)
+    model.eval()
+    with torch.no_grad():
+        x, m = _empty_inputs(spec, 0, short_length(cfg))
+        assert _forward(model, x, m).shape == (0, cfg.num_classes)
+        assert model.predict([], [] if model.is_dual else None).shape == (0,)
+        assert model.predict_proba([], [] if model.is_dual else None).shape == (0, cfg.num_classes)
+        if spec.kind == "patch":
+            return  # a ViT grid has no length to make 0
+        x0, m0 = _empty_inputs(spec, 2, 0)
+        out0 = _forward(model, x0, m0)
+        assert out0.shape == (2, cfg.num_classes) and torch.isfinite(out0).all()
+        xp, mp = _empty_inputs(spec, 2, 5)  # an all-padding row of length 5
+        torch.testing.assert_close(out0, _forward(model, xp, mp), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", DISTINCT)
+def test_preset_all_padding_row_is_finite(name):
+    """Issue 18 item 4: an all-padding row (an empty text) next to real rows: finite logits and gradients."""
+    cfg, model, spec = _make(name)
+    if spec.kind == "patch":
+        pytest.skip("ViT patch grids are never padded")
+    x, m = random_inputs(spec, 2, short_length(cfg))
+    m[1] = False
+    if spec.kind == "token":
+        x[1] = 0
+    out = _forward(model, x, m)
+    assert torch.isfinite(out).all()
+    out.square().sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("name", ["attention_bytes_tiny", "s4d_bytes_tiny", "mega_pixels_tiny", "attention_patches_tiny"])
+def test_num_classes_zero_is_a_feature_extractor(name):
+    """Issue 18 item 13: create_model(..., num_classes=0) returns pooled features (B, head_features), timm style."""
+    cfg = _small(name).replace(num_classes=0)
+    model = multiseq.create_model(cfg)
+    spec = model.adapter.embed_spec()
+    x, m = random_inputs(spec, 2, short_length(cfg))
+    model.eval()
+    with torch.no_grad():
+        feats = model(x, m)
+        h, hm = model.forward_features(x, m)
+        assert feats.shape == (2, model.head_features)
+        torch.testing.assert_close(feats, multiseq.heads.masked_pool(h, hm, cfg.head.pool))
+        model.reset_classifier(3)
+        assert model(x, m).shape == (2, 3) and model.config.num_classes == 3
+        model.reset_classifier(0)
+        torch.testing.assert_close(model(x, m), feats)
+    assert multiseq.create_model(name, num_classes=0).num_classes == 0
+    with pytest.raises(multiseq.errors.InputError, match="feature extractor"):
+        model.predict_proba([b"x"] if spec.kind == "token" else [])
+    with pytest.raises(multiseq.errors.ConfigError, match="num_classes"):
+        cfg.replace(num_classes=-1)

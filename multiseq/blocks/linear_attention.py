@@ -89,18 +89,23 @@ def positive_random_features(
     """FAVOR+ features of the softmax kernel. x: (B, H, L, d) already scaled by d^(-1/4); W: (m, d) -> (B, H, L, m).
 
     A stabiliser is subtracted from the exponent, which cancels in the attention ratio: per row for queries; for
-    keys, the maximum over real keys (bidirectional) or, when causal, the data-independent bound
-    `max_m |w_m|^2 / 2` of `w.x - |x|^2 / 2`, so that no key's features depend on later keys.
+    keys, the maximum over real keys (bidirectional; 0 for a row without real keys) or, when causal, the data-independent bound
+    `max_m |w_m|^2 / 2` of `w.x - |x|^2 / 2`, so that no key's features depend on later keys. Padded keys
+    (`key_padding_mask` False) get zero features, so an all-padding row attends to nothing and its output is zero.
     """
     proj = torch.einsum("bhld,md->bhlm", x, W.to(x.dtype))
     logits = proj - x.pow(2).sum(-1, keepdim=True) / 2
+    if not is_query and key_padding_mask is not None:
+        # Padded keys get exactly zero features (exp(-inf)): never inf * 0 = NaN, whatever values sit there.
+        logits = logits.masked_fill(~key_padding_mask[:, None, :, None], float("-inf"))
     if is_query:
         stab = logits.amax(-1, keepdim=True)
     elif causal:
         stab = W.pow(2).sum(-1).amax().to(x.dtype) / 2
     else:
-        masked = logits if key_padding_mask is None else logits.masked_fill(~key_padding_mask[:, None, :, None], -1e30)
-        stab = masked.amax(dim=(-2, -1), keepdim=True)
+        stab = logits.amax(dim=(-2, -1), keepdim=True)
+        # A row with no real key (all padding) has stab -inf; any finite value works there (all features are 0).
+        stab = torch.where(torch.isfinite(stab), stab, torch.zeros_like(stab))
     return torch.exp(logits - stab.detach()) / math.sqrt(W.shape[0])
 
 

@@ -72,6 +72,7 @@ class Luna(nn.Module):
     """Luna: pack into `packed` rows, unpack back; the packed sequence is carried to the next Luna layer."""
 
     uses_carry = True
+    handles_empty = True  # runs on empty input so that the carried packed sequence still reaches the next layer
 
     def __init__(
         self,

@@ -5,7 +5,11 @@ The block contract:
     block = BlockClass(dim, *, causal=False, dropout=0.0, device=None, dtype=None, **options)
     y = block(x, mask)      # x: (B, L, D) float, mask: (B, L) bool or None (True = real token) -> y: (B, L, D)
 
-A block handles padding itself: outputs at real positions never depend on values at padded positions.
+A block handles padding itself: outputs at real positions never depend on values at padded positions, and a row
+whose positions are all padding yields finite output (every registered block is tested for it). Empty input (batch
+0 or length 0) gives an empty `(B, L, D)` output without running the block: `register_block` wraps `forward` so
+that no block sees a zero-sized dimension (FFT sizes, chunk counts and reductions would fail on one). A block that
+must run on empty input anyway (e.g. to pass carried state on) sets `handles_empty = True`.
 Class attributes a block may set:
 
 * `manages_residual = True`: the block applies its own norm/residual/feed-forward (e.g. Mega); the backbone then
@@ -19,11 +23,12 @@ Parameters that need their own optimiser settings (SSM state matrices, EMA coeff
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from multiseq.errors import ConfigError, unknown_name
 
@@ -40,9 +45,24 @@ def register_block(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
             raise ValueError(f"block {name!r} is already registered by {_BLOCKS[name].__qualname__}")
         _BLOCKS[name] = cls
         cls.block_name = name  # type: ignore[attr-defined]
+        if not getattr(cls, "handles_empty", False) and not getattr(cls.forward, "_empty_guard", False):
+            cls.forward = _empty_guard(cls.forward)  # type: ignore[method-assign]
         return cls
 
     return deco
+
+
+def _empty_guard(forward: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """Wrap a block's `forward(x, mask, ...)`: `x` (B, L, D) with B == 0 or L == 0 -> an empty (B, L, D) result."""
+
+    @functools.wraps(forward)
+    def guarded(self: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            return x * 0  # keeps the autograd graph (an empty gradient), dtype and device
+        return forward(self, x, *args, **kwargs)
+
+    guarded._empty_guard = True  # type: ignore[attr-defined]
+    return guarded
 
 
 def list_blocks() -> list[str]:
