@@ -24,7 +24,7 @@ from multiseq.errors import ConfigError, InputError
 from renderers import RenderError, RenderResult, TextRenderer, load_config, squarify
 
 VIEWS = ("sequence", "square")
-RENDERINGS = ("continuous", "words")
+RENDERINGS = ("continuous", "words", "bigrams")
 PAD_TO = ("longest", "max_length")
 
 
@@ -44,8 +44,9 @@ class RenderAdapter(Adapter):
         pad_to: `sequence` view only: pad to the longest render in the batch (`longest`) or to `max_length`.
         rendering: how a `str` text is drawn: `continuous` (PIXEL: one run of text, a word may start anywhere in
             a patch) or `words` (split on whitespace, every word starts on a patch boundary, so a word always
-            gives the same patches; models trained from scratch learn from this much faster). Pairs and word
-            lists are drawn as given.
+            gives the same patches; models trained from scratch learn from this much faster) or `bigrams` (two
+            grapheme clusters per patch, each pair centred in its patch, as in Lotz et al. 2023; texts and pairs).
+            Word lists are drawn word by word; pairs follow `continuous` or `bigrams`.
         mean, std: normalisation of pixel values scaled to [0, 1] (white = 1).
         errors: the renderer's handling of lone surrogates (`strict` raises, `replace` draws U+FFFD).
     """
@@ -124,6 +125,8 @@ class RenderAdapter(Adapter):
             words = item.split()
             item = words if words else item  # an empty or blank text keeps the renderer's own error
         try:
+            if self.rendering == "bigrams" and isinstance(item, (str, tuple)):
+                return self.renderer.render(item, rendering="bigrams")
             return self.renderer.render(item)
         except RenderError as e:
             raise InputError(f"cannot render input: {e}") from None
