@@ -1,7 +1,21 @@
-"""Model files: safetensors weights with the JSON config and a sha256 of the tensors in the header metadata.
+"""Model files: safetensors weights, with the JSON config, the metadata and a sha256 in the header.
 
-Writes are atomic (temp file in the same folder, fsync, rename), loads never unpickle, and a truncated, corrupt,
-tampered or mismatched file is refused with a message that says which and why.
+Format `multiseq.model/2`. The header's `__metadata__` holds `format`, `config` (the `ModelConfig` JSON),
+optional `class_names` (a JSON list of strings, one per class), any extra metadata given to `save_model`, and
+`sha256`: a digest over the tensors (names, dtypes, shapes, bytes) *and* every other metadata key and value, so an
+edited config field (window 128 -> 138, causal, pooling), swapped class names or a flipped bit anywhere in the file
+is refused. Writes are atomic (temp file in the same folder, fsync, rename), loads never unpickle, and a
+truncated, corrupt, tampered or mismatched file is refused with a `CheckpointError` that says which and why.
+
+Before anything is allocated, `load_model` checks the sizes in the header: limits on width, depth and length
+(`MAX_WIDTH`, `MAX_DEPTH`, `MAX_LENGTH`), the layer count and final width against the tensors listed in the file,
+and an estimate of the config's parameter count (from small builds of its layers, so vocabulary, heads, d_state,
+feed-forward and head sizes all count) against the number of values the file holds. A file whose config asks for
+more than its tensors hold is refused without building the model.
+
+Files of the older format `multiseq.model/1` (digest over tensors only) are refused: their config and metadata
+were never covered, so they cannot be trusted silently. If you trust such a file, convert it once with
+`resave_legacy_model_file(path)`, which checks the old tensor digest and writes the current format.
 """
 
 from __future__ import annotations
@@ -11,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +38,16 @@ from multiseq._io import atomic_write_bytes, fsync_dir
 from multiseq.config import ModelConfig
 from multiseq.errors import CheckpointError, ConfigError
 
-FORMAT = "multiseq.model/1"
+FORMAT = "multiseq.model/2"
+LEGACY_FORMATS = ("multiseq.model/1",)
+RESERVED_KEYS = ("format", "config", "sha256")
+
+# Limits checked on a file's config before anything is built (a hostile header asked for depth 10^6 or width 10^6).
+MAX_WIDTH = 1 << 16
+MAX_DEPTH = 4096
+MAX_LENGTH = 1 << 20
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+                "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
 
 
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
@@ -36,61 +60,307 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def model_file_sha256(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """The `multiseq.model/2` digest: tensors plus every metadata key and value except `sha256` itself."""
+    covered = {k: v for k, v in metadata.items() if k != "sha256"}
+    text = json.dumps(covered, sort_keys=True, ensure_ascii=True)
+    return hashlib.sha256(f"{tensors_sha256(tensors)}\n{text}".encode()).hexdigest()
+
+
 def state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The model's state dict as contiguous CPU tensors (shared storage cloned so safetensors accepts it)."""
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
 
 
-def save_model(model: Any, path: str | os.PathLike, extra_metadata: dict[str, str] | None = None) -> Path:
-    """Save a `SequenceModel` (weights, config, sha256) atomically to `path` (`.safetensors`)."""
+def save_model(
+    model: Any,
+    path: str | os.PathLike,
+    extra_metadata: dict[str, str] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Path:
+    """Save a `SequenceModel` (weights, config, metadata, sha256) atomically to `path` (`.safetensors`).
+
+    Args:
+        model: the model; its `config` is stored.
+        path: target file.
+        extra_metadata: more string keys and values to store (covered by the digest); `read_model_metadata`
+            returns them. `format`, `config` and `sha256` are reserved.
+        class_names: one name per class (also accepted as `extra_metadata["class_names"]`, a JSON list).
+    Returns:
+        The path written.
+    """
+    meta: dict[str, str] = {}
+    for key, value in (extra_metadata or {}).items():
+        if key in RESERVED_KEYS:
+            raise ConfigError(f"extra_metadata key {key!r} is reserved; reserved keys: {', '.join(RESERVED_KEYS)}")
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ConfigError(f"extra_metadata must map str to str (JSON-encode other values), got {key!r}: {type(value).__name__}")
+        meta[key] = value
+    if class_names is not None:
+        meta["class_names"] = json.dumps(list(class_names))
+    if "class_names" in meta:
+        _check_class_names(json.loads(meta["class_names"]), model.config.num_classes, ConfigError, "class_names")
     tensors = state_tensors(model)
-    meta = {
-        "format": FORMAT,
-        "config": model.config.to_json(),
-        "sha256": tensors_sha256(tensors),
-        **(extra_metadata or {}),
-    }
+    meta = {**meta, "format": FORMAT, "config": model.config.to_json()}
+    meta["sha256"] = model_file_sha256(tensors, meta)
     atomic_write_bytes(path, st_save(tensors, metadata=meta))
     return Path(path)
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read and verify a model file: returns (tensors, metadata). Raises `CheckpointError` on any problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    data = path.read_bytes()
+def _check_class_names(names: Any, num_classes: int, error: type[Exception], where: str) -> list[str]:
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise error(f"{where} must be a list of strings, one per class; got {names!r:.200}")
+    if num_classes and len(names) != num_classes:
+        raise error(f"{where} lists {len(names)} names but the model has {num_classes} classes")
+    if len(set(names)) != len(names):
+        raise error(f"{where} has duplicate names: {names!r:.200}")
+    return names
+
+
+def _read_header(path: Path, data: bytes) -> dict[str, Any]:
+    """The safetensors header (tensor entries and `__metadata__`) without touching the tensor data."""
     if len(data) < 8:
         raise CheckpointError(f"checkpoint {path} is truncated ({len(data)} bytes)")
     header_len = int.from_bytes(data[:8], "little")
     if header_len > len(data) - 8 or header_len > 100_000_000:
         raise CheckpointError(f"checkpoint {path} is truncated or not a safetensors file (bad header length)")
     try:
-        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
-        tensors = st_load(data)
-    except (SafetensorError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"checkpoint {path} is corrupt: {e}") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a multiseq model file (format {meta.get('format')!r}, expected {FORMAT!r})")
-    if tensors_sha256(tensors) != meta.get("sha256"):
-        raise CheckpointError(f"checkpoint {path} failed its sha256 check: the weights were modified or damaged")
+        header = json.loads(data[8 : 8 + header_len])
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupt: its header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its header is not a JSON object")
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise CheckpointError(f"checkpoint {path} is corrupt: __metadata__ must map strings to strings")
+    return header
+
+
+def _shapes(header: dict[str, Any], path: Path) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+            raise CheckpointError(f"checkpoint {path} is corrupt: tensor {name!r} has no valid shape")
+        shapes[name] = tuple(shape)
+    return shapes
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read and verify a model file: returns (tensors, metadata). Raises `CheckpointError` on any problem.
+
+    The digest covers the tensors and all metadata (config, class names, extra keys); see the module docstring.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    data = path.read_bytes()
+    meta = _read_header(path, data).get("__metadata__") or {}
+    fmt = meta.get("format")
+    if fmt in LEGACY_FORMATS:
+        raise CheckpointError(
+            f"{path} is an old multiseq model file ({fmt}) whose sha256 does not cover its config and metadata, so "
+            f"it is not loaded; if you trust it, re-save it once with "
+            f"multiseq.checkpoint.resave_legacy_model_file({str(path)!r})"
+        )
+    if fmt != FORMAT:
+        raise CheckpointError(f"{path} is not a multiseq model file (format {fmt!r}, expected {FORMAT!r})")
+    tensors = _load_tensors(path, data)
+    if model_file_sha256(tensors, meta) != meta.get("sha256"):
+        raise CheckpointError(
+            f"checkpoint {path} failed its sha256 check: the weights, the config or the metadata "
+            f"({', '.join(sorted(k for k in meta if k != 'sha256'))}) were modified or damaged"
+        )
     return tensors, meta
 
 
-def load_model(path: str | os.PathLike, device: Any = None, config: ModelConfig | None = None):
-    """Rebuild a `SequenceModel` from a model file. If `config` is given, the file's config must equal it."""
-    from multiseq.sequence_model import SequenceModel
-
-    tensors, meta = read_checkpoint(path)
+def _load_tensors(path: Path, data: bytes) -> dict[str, torch.Tensor]:
     try:
-        stored = ModelConfig.from_json(meta["config"])
+        return st_load(data)
+    except (SafetensorError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupt: {e}") from None
+
+
+def read_model_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The verified metadata of a model file, decoded.
+
+    Returns:
+        `{"format": str, "sha256": str, "config": dict (the ModelConfig as a dict), "class_names": list[str] or
+        None, **extra}` where `extra` holds the other keys given to `save_model(extra_metadata=...)` as stored
+        (strings). `load_model` attaches the same dict to the model as `model.metadata`.
+    """
+    _, meta = read_checkpoint(path)
+    return _decode_metadata(path, meta)
+
+
+def _decode_metadata(path: Any, meta: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(meta)
+    config = _stored_config(path, meta)
+    out["config"] = config.to_dict()
+    names = None
+    if "class_names" in meta:
+        try:
+            names = json.loads(meta["class_names"])
+        except json.JSONDecodeError:
+            names = meta["class_names"]
+        _check_class_names(names, config.num_classes, CheckpointError, f"checkpoint {path}: class_names")
+    out["class_names"] = names
+    return out
+
+
+def _stored_config(path: Any, meta: dict[str, str]) -> ModelConfig:
+    try:
+        return ModelConfig.from_json(meta["config"])
     except (KeyError, ConfigError) as e:
         raise CheckpointError(f"checkpoint {path} carries no valid model config: {e}") from None
+
+
+def check_config_size(config: ModelConfig, shapes: dict[str, tuple[int, ...]], where: str = "checkpoint") -> None:
+    """Refuse, before anything is built, a config that is absurd or larger than the tensors of its file.
+
+    Args:
+        config: the stored config.
+        shapes: tensor name -> shape, from the safetensors header (no data read).
+        where: names the file in messages.
+    Raises:
+        CheckpointError naming the size that is wrong and the valid range.
+    """
+    limits = (("width", config.width, MAX_WIDTH), ("depth", config.depth, MAX_DEPTH),
+              ("adapter.max_length", config.adapter.max_length, MAX_LENGTH),
+              ("stem.width", config.stem.width, MAX_WIDTH), ("head.hidden", config.head.hidden, MAX_WIDTH),
+              ("num_classes", config.num_classes, 1 << 20))
+    for name, value, limit in limits:
+        if value > limit:
+            raise CheckpointError(f"{where}: config {name} = {value} is beyond the loader's limit {limit}; refused before building the model")
+    for spec in config.blocks:
+        for key, value in spec.options.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_LENGTH:
+                raise CheckpointError(f"{where}: block {spec.name!r} option {key} = {value} is beyond the limit {MAX_LENGTH}")
+    layers = {int(n.split(".")[2]) for n in shapes if n.startswith("backbone.layers.") and n.split(".")[2].isdigit()}
+    if layers != set(range(config.depth)):
+        raise CheckpointError(
+            f"{where}: the config says depth {config.depth} but the file holds tensors for {len(layers)} layers"
+        )
+    final = shapes.get("backbone.final_norm.weight")
+    if final is not None and final != (config.width,):
+        raise CheckpointError(f"{where}: the config says width {config.width} but the file's final norm has shape {final}")
+    held = sum(_numel(s) for s in shapes.values())
+    estimate = estimate_state_size(config)
+    if estimate is not None and estimate > 1.05 * held + 4096:
+        raise CheckpointError(
+            f"{where}: the config asks for about {estimate:,} parameter values but the file holds {held:,}; "
+            f"the header does not describe these weights (refused before building the model)"
+        )
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def estimate_state_size(config: ModelConfig) -> int | None:
+    """Values in the state dict of `SequenceModel(config)`, estimated without building it at its width.
+
+    The model is built at three small widths with each distinct layer once; the size of the non-layer part and of
+    each layer is a polynomial of degree <= 2 in the width (linear maps, norms, embeddings, state sizes), fitted
+    exactly through the three points and evaluated at the config's width, times each layer's count. Returns None
+    when the config cannot be built at small widths (the structural checks still apply).
+    """
+    from multiseq.sequence_model import SequenceModel
+
+    specs: list[Any] = []
+    for s in config.layers:
+        if s not in specs:
+            specs.append(s)
+    counts = [sum(1 for s in config.layers if s == spec) for spec in specs]
+    for widths in ((16, 32, 48), (64, 128, 192)):
+        points = []
+        try:
+            for w in widths:
+                small = config.replace(width=w, depth=len(specs), blocks=tuple(specs))
+                with torch.device("cpu"):
+                    sd = SequenceModel(small).state_dict()
+                per_layer = [0] * len(specs)
+                rest = 0
+                for name, t in sd.items():
+                    parts = name.split(".")
+                    if name.startswith("backbone.layers.") and parts[2].isdigit():
+                        per_layer[int(parts[2])] += t.numel()
+                    else:
+                        rest += t.numel()
+                points.append((rest, per_layer))
+        except (ConfigError, ValueError, RuntimeError, TypeError):
+            continue
+        W = config.width
+
+        def fit(ys: list[int]) -> float:
+            (x0, x1, x2), (y0, y1, y2) = widths, ys  # Lagrange interpolation through three points
+            return (y0 * (W - x1) * (W - x2) / ((x0 - x1) * (x0 - x2)) + y1 * (W - x0) * (W - x2) / ((x1 - x0) * (x1 - x2))
+                    + y2 * (W - x0) * (W - x1) / ((x2 - x0) * (x2 - x1)))
+
+        total = fit([p[0] for p in points])
+        total += sum(c * fit([p[1][i] for p in points]) for i, c in enumerate(counts))
+        return int(total)
+    return None
+
+
+def load_model(path: str | os.PathLike, device: Any = None, config: ModelConfig | None = None):
+    """Rebuild a `SequenceModel` from a model file. If `config` is given, the file's config must equal it.
+
+    The file is verified (digest over weights, config and metadata) and its sizes are checked against its tensors
+    before the model is built. The returned model carries `model.metadata` (see `read_model_metadata`), e.g.
+    `model.metadata["class_names"]`.
+    """
+    from multiseq.sequence_model import SequenceModel
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    data = path.read_bytes()
+    header = _read_header(path, data)
+    meta = header.get("__metadata__") or {}
+    if meta.get("format") == FORMAT:
+        check_config_size(_stored_config(path, meta), _shapes(header, path), f"checkpoint {path}")
+    tensors, meta = read_checkpoint(path)
+    metadata = _decode_metadata(path, meta)
+    stored = ModelConfig.from_dict(metadata["config"])
     if config is not None and config.to_dict() != stored.to_dict():
         raise CheckpointError(f"checkpoint {path} was saved with a different model config than the one given")
     model = SequenceModel(stored, device=device)
     load_tensors(model, tensors, str(path))
+    model.metadata = metadata
     return model
+
+
+def resave_legacy_model_file(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Convert a trusted `multiseq.model/1` file to the current format (in place unless `out` is given).
+
+    Only the tensors were covered by the old digest; it is checked, the sizes are checked, and the config and
+    metadata are taken as they are, so use this only on files you trust.
+    """
+    from multiseq.sequence_model import SequenceModel
+
+    path = Path(path)
+    data = path.read_bytes() if path.is_file() else b""
+    if not data:
+        raise CheckpointError(f"checkpoint not found: {path}")
+    header = _read_header(path, data)
+    meta = dict(header.get("__metadata__") or {})
+    if meta.get("format") not in LEGACY_FORMATS:
+        raise CheckpointError(f"{path} is not an old-format model file (format {meta.get('format')!r})")
+    tensors = _load_tensors(path, data)
+    if tensors_sha256(tensors) != meta.get("sha256"):
+        raise CheckpointError(f"checkpoint {path} failed its (old, tensors-only) sha256 check: the weights were modified or damaged")
+    config = _stored_config(path, meta)
+    check_config_size(config, _shapes(header, path), f"checkpoint {path}")
+    model = SequenceModel(config)
+    load_tensors(model, tensors, str(path))
+    extra = {k: v for k, v in meta.items() if k not in RESERVED_KEYS}
+    return save_model(model, out or path, extra_metadata=extra)
 
 
 def load_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
