@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from multiseq.checkpoint import load_model, read_checkpoint, save_model
+from multiseq.checkpoint import load_model, read_checkpoint, resolve_model_file, save_model
 from multiseq.config import AdapterConfig, ModelConfig
 from multiseq.errors import CheckpointError, ConfigError, InputError
 from multiseq.models import get_model_config, list_models
@@ -43,6 +43,7 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
     """Shared fit / predict / save / load. Subclasses give the adapter and the input checks."""
 
     _adapters: dict[str, str] = {}  # input -> adapter name used to find presets
+    _input_kind = ""  # "string" or "image": scikit-learn's input tags
 
     # -- subclass hooks ------------------------------------------------------------------------------------------
     def _adapter_config(self) -> AdapterConfig:  # pragma: no cover - abstract
@@ -87,15 +88,22 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
         from multiseq.train import TrainConfig
         from multiseq.train import fit as train_fit
 
+        names = None
         if y is None:
-            X, y = _from_dataset(X)
+            X, y, names = _from_dataset(X)
         inputs = self._prepare(X)
-        y_arr = np.asarray(y)
-        if y_arr.ndim != 1 or len(y_arr) != len(inputs):
-            raise InputError(f"y must be 1-D with one label per input: {len(inputs)} inputs, y of shape {y_arr.shape}")
-        classes, y_idx = np.unique(y_arr, return_inverse=True)
-        if len(classes) < 2:
-            raise InputError(f"fit needs at least two classes in y, got {classes.tolist()}")
+        if names is not None:  # a task's classes, in the task's order, named
+            classes, y_idx = np.asarray(names), np.asarray(y, dtype=np.int64)
+            present = np.unique(y_idx)
+        else:
+            y_arr = check_labels(y, len(inputs))
+            classes, y_idx = np.unique(y_arr, return_inverse=True)
+            present = classes
+        if len(inputs) == 0:
+            raise InputError("fit needs at least one sample, got 0 samples")
+        if len(present) < 2:
+            shown = classes[present].tolist() if names is not None else present.tolist()
+            raise InputError(f"fit needs at least two classes in y, got one class: {shown}")
         config = self._model_config(len(classes))
         train = InMemoryDataset(inputs, y_idx.tolist(), num_classes=len(classes), task=type(self).__name__,
                                 label_names=[str(c) for c in classes])
@@ -129,10 +137,26 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
         _, probs = predict(self.model_, inputs, batch_size=self.batch_size)
         return probs.numpy()
 
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Log class probabilities `(N, n_classes)`, columns in the order of `classes_` (log 0 is -inf)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels `(N,)`, values from `classes_`."""
         self._check_fitted()
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def __sklearn_tags__(self) -> Any:
+        # Inputs are texts or images, not numeric 2-D arrays; labels are class labels (not multi-output).
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = self._input_kind == "string"
+        tags.input_tags.three_d_array = self._input_kind == "image"
+        tags.target_tags.required = True
+        tags.classifier_tags.multi_label = False
+        tags.non_deterministic = False  # seeded: the same data and seed give the same model on CPU
+        return tags
 
     # -- persistence -----------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -143,6 +167,8 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(params.get("model"), ModelConfig):
             params["model"] = {"__model_config__": params["model"].to_dict()}
         meta = {
+            # The same key the trainer writes: `multiseq predict` and `eval` print these names.
+            "class_names": json.dumps([str(c) for c in self.classes_.tolist()]),
             "estimator": json.dumps({"format": FORMAT, "class": type(self).__name__, "params": params,
                                      "classes": self.classes_.tolist(), "history": self.history_}, default=str),
         }
@@ -153,12 +179,16 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: Any = None) -> _SequenceClassifier:
-        """Rebuild a fitted classifier saved with `save` (checksums verified)."""
+        """Rebuild a fitted classifier (checksums verified) from a file written by `save`, or from a model file or
+        run directory written by `multiseq train` / `multiseq.train.fit` (its model config and class names)."""
+        path = resolve_model_file(path)
         _, meta = read_checkpoint(path)
+        if "estimator" not in meta:
+            return _from_model_file(cls, path, meta, device)
         try:
             info = json.loads(meta["estimator"])
-        except (KeyError, json.JSONDecodeError):
-            raise CheckpointError(f"{path} is a model file but not a saved classifier (no estimator metadata)") from None
+        except json.JSONDecodeError:
+            raise CheckpointError(f"{path}: its estimator metadata is not valid JSON") from None
         if info.get("format") != FORMAT or info.get("class") not in _CLASSES:
             raise CheckpointError(f"{path} holds an unknown estimator {info.get('class')!r} ({info.get('format')})")
         klass = _CLASSES[info["class"]]
@@ -217,6 +247,7 @@ class TextClassifier(_SequenceClassifier):
     """
 
     _adapters = {"pixels": "render", "bytes": "bytes"}
+    _input_kind = "string"
 
     def __init__(
         self,
@@ -298,6 +329,7 @@ class ImageClassifier(_SequenceClassifier):
     """
 
     _adapters = {"patches": "patches", "pixels": "pixels"}
+    _input_kind = "image"
 
     def __init__(
         self,
@@ -357,14 +389,109 @@ class ImageClassifier(_SequenceClassifier):
         return [str(item) if isinstance(item, Path) else item for item in items]
 
 
-def _from_dataset(data: Any) -> tuple[list[Any], list[Any]]:
-    """A dataset of `(input, label)` items -> (inputs, labels)."""
+def _from_dataset(data: Any) -> tuple[list[Any], list[Any], list[str] | None]:
+    """A dataset of `(input, label index)` items -> (inputs, labels, class names or None).
+
+    The names are the dataset's `label_names` when it has real ones (not just "0", "1", ...)."""
     if isinstance(data, (list, tuple, np.ndarray, str)) or not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
-        raise InputError("fit needs labels y, or a dataset of (input, label) items as X (e.g. multiseq.tasks.get(...))")
+        raise InputError("this classifier requires y to be passed, but the target y is None: fit needs labels y, "
+                         "or a dataset of (input, label) items as X (e.g. multiseq.tasks.get(...))")
     if getattr(data, "pair", False):
         raise InputError("this dataset holds document pairs (a dual-encoder task); train it with multiseq.train.fit")
     items = [data[i] for i in range(len(data))]
-    return [x for x, _ in items], [label for _, label in items]
+    inputs, labels = [x for x, _ in items], [label for _, label in items]
+    names = getattr(data, "label_names", None)
+    names = [str(n) for n in names] if names is not None else None
+    if not names or names == [str(k) for k in range(len(names))]:
+        return inputs, labels, None
+    if not all(isinstance(v, (int, np.integer)) and 0 <= v < len(names) for v in labels):
+        raise InputError(f"the dataset names {len(names)} classes ({names[:5]}...) but its labels are not class "
+                         f"indices 0..{len(names) - 1}")
+    return inputs, labels, names
+
+
+def check_labels(y: Any, n: int) -> np.ndarray:
+    """Validate class labels the way scikit-learn does (`type_of_target`, `unique_labels`).
+
+    Args:
+        y: (n,) labels: ints, strings, bools or integral floats; one type, no None, NaN or infinity.
+        n: number of inputs.
+
+    Returns:
+        y as a 1-D numpy array.
+
+    Raises:
+        InputError (a ValueError): shape, None, NaN/inf, mixed strings and numbers, or continuous / multi-output
+        targets ("Unknown label type", scikit-learn's wording).
+    """
+    from sklearn.utils.multiclass import type_of_target, unique_labels
+
+    values = list(y.tolist() if hasattr(y, "tolist") and not isinstance(y, (str, bytes)) else y) \
+        if not isinstance(y, (str, bytes)) and hasattr(y, "__len__") else None
+    if values is None:
+        raise InputError(f"y must be a 1-D sequence of class labels, got {type(y).__name__}")
+    if any(v is None for v in values):
+        raise InputError("y contains None; every input needs a class label")
+    strings = sum(isinstance(v, (str, np.str_)) for v in values)
+    if 0 < strings < len(values):
+        raise InputError("invalid class labels y: Mix of label input types (string and number); use one type")
+    y_arr = np.asarray(values)
+    if y_arr.ndim == 2 and y_arr.shape[1] == 1:  # a column vector, as scikit-learn accepts it (with a warning)
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn("A column-vector y was passed when a 1d array was expected; it was flattened to (n,)",
+                      DataConversionWarning, stacklevel=3)
+        y_arr, values = y_arr.ravel(), [v[0] for v in values]
+    if y_arr.ndim != 1 or len(y_arr) != n:
+        raise InputError(f"y must be 1-D with one label per input: {n} inputs, y of shape {y_arr.shape}")
+    if y_arr.dtype.kind in "fc" and not np.isfinite(y_arr).all():
+        raise InputError("y contains NaN or infinity; class labels must be finite")
+    try:
+        kind = type_of_target(y_arr, input_name="y")
+    except ValueError as e:
+        raise InputError(f"invalid class labels y: {e}") from None
+    if kind not in ("binary", "multiclass"):
+        raise InputError(f"Unknown label type: y is {kind!r}; a classifier needs class labels (binary or "
+                         f"multiclass), e.g. ints or strings")
+    try:
+        unique_labels(values)  # refuses a mix of strings and numbers
+    except ValueError as e:
+        raise InputError(f"invalid class labels y: {e}") from None
+    return np.asarray(values)
+
+
+def _from_model_file(cls: type, path: Path, meta: dict[str, str], device: Any) -> _SequenceClassifier:
+    """A classifier around a model file written by the trainer (no estimator metadata): its config and classes."""
+    model = load_model(path, device=device).eval()
+    adapter = model.config.adapter
+    kind = {"bytes": TextClassifier, "render": TextClassifier, "patches": ImageClassifier, "pixels": ImageClassifier}
+    klass = kind.get(adapter.kind)
+    if klass is None or model.is_dual:
+        raise CheckpointError(f"{path} holds a model reading {adapter.kind!r} inputs{' in pairs' if model.is_dual else ''}; "
+                              f"not a saved classifier (load it with multiseq.load_model)")
+    if not issubclass(klass, cls):
+        raise CheckpointError(f"{path} holds a model for a {klass.__name__}, not a {cls.__name__}")
+    opts = adapter.options or {}
+    params: dict[str, Any] = {"model": model.config, "progress": False}
+    if klass is TextClassifier:
+        params.update(input="bytes" if adapter.kind == "bytes" else "pixels", max_length=adapter.max_length)
+        if adapter.kind == "render":
+            params["rendering"] = opts.get("rendering", "words")
+    else:
+        size = opts.get("image_size", [32, 32])
+        params.update(input=adapter.kind, image_size=tuple(size))
+        if adapter.kind == "patches":
+            params.update(patch_size=opts.get("patch_size", 4), color=opts.get("color", "rgb"))
+    est = klass(**params)
+    est.model_ = model
+    try:
+        names = json.loads(meta.get("class_names", "null"))
+    except json.JSONDecodeError:
+        names = None
+    n = model.config.num_classes
+    est.classes_ = np.asarray(names if isinstance(names, list) and len(names) == n else list(range(n)))
+    est.history_ = {}
+    return est
 
 
 def _as_list(X: Any, what: str) -> list[Any]:

@@ -124,8 +124,12 @@ def test_fit_errors():
 
 def test_load_refuses_other_files(tmp_path, fitted_pixels):
     plain = save_model(multiseq.create_model("local_bytes_tiny", width=32, depth=1), tmp_path / "plain.safetensors")
+    assert list(TextClassifier.load(plain).classes_) == [0, 1]  # a bare model file: classes are its indices
+    with pytest.raises(CheckpointError, match="not a ImageClassifier"):
+        ImageClassifier.load(plain)
+    listops = save_model(multiseq.create_model("attention_lra_listops", width=32, depth=1), tmp_path / "lo.safetensors")
     with pytest.raises(CheckpointError, match="not a saved classifier"):
-        TextClassifier.load(plain)
+        TextClassifier.load(listops)
     path = fitted_pixels.save(tmp_path / "clf.safetensors")
     with pytest.raises(CheckpointError, match="not a ImageClassifier"):
         ImageClassifier.load(path)
@@ -165,3 +169,85 @@ def test_image_classifier(input, tmp_path, capfd):
     with pytest.raises(InputError, match=r"X\[0\] is dict"):
         clf.predict([{}])
     assert cross_val_score(clone(clf).set_params(steps=2, progress=False), X, y, cv=2).shape == (2,)
+
+
+# ---------------------------------------------------------------------------------------------- labels (item 9)
+
+
+@pytest.mark.parametrize(
+    "y, match",
+    [
+        ([0, 1, float("nan")] * 4, "NaN"),
+        ([0, "a", 1] * 4, "Mix of label input types"),
+        ([0, None, 1] * 4, "None"),
+        (np.linspace(0, 1, 12), "Unknown label type.*continuous"),
+        (np.eye(2, dtype=int)[[0, 1] * 6], "1-D|Unknown label type"),
+        ([0, 1] * 5, "one label per input"),
+        ("ab" * 6, "1-D sequence"),
+    ],
+)
+def test_labels_are_validated_like_scikit_learn(y, match):
+    with pytest.raises(ValueError, match=match):
+        text_clf(input="bytes", steps=1).fit(TEXTS, y)
+
+
+def test_label_kinds_that_are_accepted_and_predict_log_proba():
+    clf = text_clf(input="bytes", steps=2).fit(TEXTS, [1.0, 0.0] * 6)  # integral floats: binary
+    assert clf.classes_.tolist() == [0.0, 1.0]
+    logp = clf.predict_log_proba(TEXTS[:3])
+    np.testing.assert_allclose(np.exp(logp), clf.predict_proba(TEXTS[:3]), rtol=1e-6)
+    clf = text_clf(input="bytes", steps=1).fit(TEXTS, [True, False] * 6)
+    assert clf.classes_.tolist() == [False, True]
+
+
+def test_estimator_tags():
+    from sklearn.utils import get_tags
+
+    t, i = get_tags(TextClassifier()), get_tags(ImageClassifier())
+    assert t.estimator_type == "classifier" and t.input_tags.string and not t.input_tags.two_d_array
+    assert i.input_tags.three_d_array and not i.input_tags.two_d_array and t.target_tags.required
+
+
+# ----------------------------------------------------------------------------------------- class names (item 11)
+
+
+def test_class_names_survive_fit_save_cli_and_run_dirs(tmp_path, capsys):
+    from multiseq.cli import main
+    from multiseq.tasks import InMemoryDataset
+
+    # fit(task dataset) takes the task's names, in the task's order
+    named = InMemoryDataset(TEXTS, [int(label == "pos") for label in LABELS], label_names=["neg", "pos"])
+    clf = text_clf(input="bytes", steps=25).fit(named)
+    assert clf.classes_.tolist() == ["neg", "pos"] and set(clf.predict(TEXTS)) <= {"neg", "pos"}
+    # `multiseq predict` on a saved TextClassifier prints the names
+    path = clf.save(tmp_path / "clf.safetensors")
+    capsys.readouterr()
+    assert main(["predict", str(path), "good great fine", "bad awful poor"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[1].split()[0] for line in out] == clf.predict(["good great fine", "bad awful poor"]).tolist()
+    # a CLI-trained run loads as a TextClassifier with the task's names
+    run = tmp_path / "run"
+    assert main(["train", "--task", "multiseq.tasks.toy:count_task", "--task-option", "length=24", "--task-option", "n=16",
+                 "--model", "local_bytes_tiny", "--model-option", "width=16", "--model-option", "depth=1",
+                 "--model-option", 'adapter={"max_length": 24}', "--steps", "1", "--batch-size", "8",
+                 "--val-split", "none", "--out", str(run), "--quiet"]) == 0
+    for where in (run, run / "model.safetensors"):
+        loaded = TextClassifier.load(where)
+        assert loaded.classes_.tolist() == ["b>=a", "a>b"] and loaded.model_.config.adapter.kind == "bytes"
+        assert set(loaded.predict(["aaaab", "bbbba"])) <= {"b>=a", "a>b"}
+
+
+def test_image_classifier_names_in_cli_predict(tmp_path, capsys):
+    from multiseq.cli import main
+
+    X, y = _images(8)
+    clf = ImageClassifier(input="patches", image_size=8, patch_size=4, steps=2, batch_size=8, model_options=TINY,
+                          progress=False).fit(X, np.array(["dark", "bright"])[y])
+    Image.fromarray(X[0]).save(tmp_path / "a.png")
+    capsys.readouterr()
+    assert main(["predict", str(clf.save(tmp_path / "img.safetensors")), str(tmp_path / "a.png"), "--json"]) == 0
+    import json
+
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["label"] == clf.predict(X[:1])[0] and rec["label"] in ("dark", "bright")
+    assert ImageClassifier.load(tmp_path / "img.safetensors").classes_.tolist() == ["bright", "dark"]

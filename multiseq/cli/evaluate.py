@@ -42,8 +42,10 @@ def _load(path: str, device: str | None) -> tuple[Any, list[str]]:
     file = resolve_model_file(path)
     model = load_model(file, device=None if device in (None, "auto") else device)
     _, meta = read_checkpoint(file)
-    labels = json.loads(meta.get("class_names", "null")) or [str(i) for i in range(model.config.num_classes)]
-    return model, labels
+    labels = json.loads(meta.get("class_names", "null"))
+    if not labels and "estimator" in meta:  # a classifier saved before class_names was written beside it
+        labels = [str(c) for c in json.loads(meta["estimator"]).get("classes", [])]
+    return model, labels or [str(i) for i in range(model.config.num_classes)]
 
 
 def recorded_task(path: str) -> dict[str, Any] | None:
