@@ -8,7 +8,10 @@ Sources, detected from what `root` / `path` points at:
 * torchvision's CIFAR-10 (`cifar-10-batches-py/`), read with a restricted unpickler (arrays and lists only);
 * IDX files (MNIST, Fashion-MNIST: `train-images-idx3-ubyte[.gz]` with its `-labels-idx1-` file).
 
-`ds[i]` is an uint8 array `(H, W, 3)` (or `(H, W)` for gray sources); `view` picks the adapter: `gray` (LRA:
+`ds[i]` is an uint8 array `(H, W, 3)` (or `(H, W)` for gray sources, uint16 `(H, W)` for 16-bit files). Files
+are decoded by `multiseq.adapters.images.decode_image`, the decoder `ImageClassifier` and the adapters use, so a
+file reads the same through a task and through a classifier (alpha composited onto white, 16-bit kept 16-bit and
+scaled by its dtype). `view` picks the adapter: `gray` (LRA:
 0.2989 R + 0.587 G + 0.114 B, 1,024 tokens), `rgb` (pixel features) or `patches` (ViT).
 `train` / `val` divide the source's train split (a seeded `val_fraction`, LRA: 10 %); `test` is its test split.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 import os
 import pickle
 import re
@@ -24,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from multiseq.adapters.images import decode_image
 from multiseq.config import AdapterConfig
-from multiseq.errors import ConfigError
+from multiseq.errors import ConfigError, InputError
+from multiseq.tasks import _common
 from multiseq.tasks._archive import is_archive, iter_files
 from multiseq.tasks._common import (
     SHARED_DATA,
@@ -34,7 +40,6 @@ from multiseq.tasks._common import (
     TaskDataset,
     check_positive,
     check_split,
-    read_image,
     split_indices,
 )
 from multiseq.tasks.registry import register_task
@@ -55,7 +60,36 @@ class _Source:
     def image(self, k: int) -> np.ndarray:
         if self.array is not None:
             return self.array[k]
-        return read_image(self.blobs[k], f"{self.name}:{self.files[k]}")
+        return decode_file(self.blobs[k], f"{self.name}:{self.files[k]}")
+
+
+def decode_file(blob: bytes, name: str) -> np.ndarray:
+    """Encoded image bytes -> `decode_image`'s array; errors are `DataError`s naming `name`.
+
+    Raises:
+        DataError: empty, truncated or corrupt data; more than `MAX_IMAGE_PIXELS` pixels (decompression bomb);
+            values a decoder refuses (e.g. a 32-bit image outside [0, 65535]).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not blob:
+        raise DataError(f"{name}: empty image file")
+    try:
+        with Image.open(io.BytesIO(blob)) as im:
+            w, h = im.size
+            if w * h > _common.MAX_IMAGE_PIXELS:
+                raise DataError(f"{name}: {w}x{h} pixels is more than the {_common.MAX_IMAGE_PIXELS} allowed "
+                                f"(refused as a possible decompression bomb)")
+            im.load()
+            return decode_image(im)
+    except DataError:
+        raise
+    except InputError as e:
+        raise DataError(f"{name}: {e}") from None
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{name}: refused as a decompression bomb ({e})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{name}: cannot decode image ({type(e).__name__}: {e})") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -218,7 +252,7 @@ _CIFAR = "cifar10_jpeg_train.tar.gz"
                default=_CIFAR)
 @register_task("image", "LRA Image: CIFAR-10 as 1,024 grayscale tokens (10 classes)", task="image", default=_CIFAR)
 class ImageDataset(TaskDataset):
-    """Image classification: `ds[i] -> (image uint8 (H, W, 3) or (H, W), label)`.
+    """Image classification: `ds[i] -> (image uint8 (H, W, 3) or (H, W), or uint16 (H, W) for 16-bit files, label)`.
 
     Args:
         split: `train`, `val` (a seeded `val_fraction` of the train split) or `test`.
