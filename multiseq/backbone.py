@@ -58,6 +58,7 @@ class Layer(nn.Module):
         norm: str,
         dropout: float,
         causal: bool,
+        layer_scale: float = 0.0,
         device: Any = None,
         dtype: Any = None,
     ) -> None:
@@ -72,6 +73,10 @@ class Layer(nn.Module):
         if ffn_mult > 0 and not self.own_residual:
             self.ffn_norm = make_norm(norm, dim, **factory)
             self.ffn = FeedForward(dim, ffn_mult, dropout, **factory)
+        # LayerScale: per-channel gains on the residual branches, starting small (see ModelConfig.layer_scale).
+        scaled = layer_scale > 0 and not self.own_residual
+        self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale), **factory)) if scaled else None
+        self.ffn_gamma = nn.Parameter(torch.full((dim,), float(layer_scale), **factory)) if scaled and self.ffn else None
 
     def forward(self, x: Tensor, mask: Tensor, carry: dict | None = None) -> Tensor:
         # Blocks with `uses_carry` (e.g. Luna's packed sequence) pass state to the next such layer via `carry`.
@@ -79,9 +84,11 @@ class Layer(nn.Module):
         if self.own_residual:
             x = self.block(x, mask, **kwargs)
         else:
-            x = x + self.drop(self.block(self.norm(x), mask, **kwargs))
+            y = self.drop(self.block(self.norm(x), mask, **kwargs))
+            x = x + (y * self.gamma.to(y.dtype) if self.gamma is not None else y)
         if self.ffn is not None:
-            x = x + self.ffn(self.ffn_norm(x))
+            y = self.ffn(self.ffn_norm(x))
+            x = x + (y * self.ffn_gamma.to(y.dtype) if self.ffn_gamma is not None else y)
         # Padded positions stay zero between layers, so no block ever reads stale values there.
         return x * mask[..., None].to(x.dtype)
 
@@ -99,12 +106,16 @@ class Backbone(nn.Module):
         dropout: float = 0.0,
         causal: bool = False,
         grad_checkpointing: bool = False,
+        layer_scale: float = 0.0,
         device: Any = None,
         dtype: Any = None,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            Layer(s, dim, ffn_mult=ffn_mult, norm=norm, dropout=dropout, causal=causal, device=device, dtype=dtype)
+            Layer(
+                s, dim, ffn_mult=ffn_mult, norm=norm, dropout=dropout, causal=causal, layer_scale=layer_scale,
+                device=device, dtype=dtype,
+            )
             for s in layers
         )
         self.final_norm = make_norm(norm, dim, device=device, dtype=dtype)

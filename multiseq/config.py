@@ -102,6 +102,10 @@ class ModelConfig:
         causal: blocks see only the past when True.
         head: see `HeadConfig`.
         stem: see `StemConfig`; downsamples the embedded sequence before the blocks.
+        layer_scale: initial value of learned per-channel scales on every residual branch (LayerScale, Touvron et
+            al. 2021; timm's `init_values`); 0 disables them. A small value (1e-2) starts each layer close to the
+            identity, so a deep or freshly initialised stack does not drown what the embedding and stem provide.
+            Blocks that manage their own residual (Mega) keep theirs.
         grad_checkpointing: recompute block activations in backward to save memory.
     """
 
@@ -118,6 +122,7 @@ class ModelConfig:
     causal: bool = False
     head: HeadConfig = field(default_factory=HeadConfig)
     stem: StemConfig = field(default_factory=StemConfig)
+    layer_scale: float = 0.0
     grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -156,6 +161,10 @@ class ModelConfig:
         _check(self.norm in NORMS, f"norm must be one of {NORMS}, got {self.norm!r}")
         _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
         _check(self.ffn_mult >= 0, f"ffn_mult must be >= 0, got {self.ffn_mult!r}")
+        _check(
+            isinstance(self.layer_scale, (int, float)) and 0 <= self.layer_scale <= 1,
+            f"layer_scale must lie in [0, 1] (0 disables it), got {self.layer_scale!r}",
+        )
         _check(self.head.pool in POOLS, f"head.pool must be one of {POOLS}, got {self.head.pool!r}")
         _check(self.head.kind in HEAD_KINDS, f"head.kind must be one of {HEAD_KINDS}, got {self.head.kind!r}")
         stem = self.stem

@@ -65,6 +65,7 @@ class SequenceModel(nn.Module):
             dropout=config.dropout,
             causal=config.causal,
             grad_checkpointing=config.grad_checkpointing,
+            layer_scale=config.layer_scale,
             **f,
         )
         self.head = self._make_head(config.num_classes, **f)

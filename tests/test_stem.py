@@ -105,3 +105,22 @@ def test_features_head_and_reset_classifier(tmp_path):
     save_model(model, tmp_path / "m.safetensors")
     same = load_model(tmp_path / "m.safetensors").eval()
     assert same.config == model.config and torch.equal(same(x, m), model(x, m))
+
+
+def test_layer_scale_starts_each_layer_near_the_identity():
+    base = dict(width=32, depth=2, stem={"stride": 4, "width": 32}, head={"pool": "meanmax"})
+    torch.manual_seed(0)
+    scaled = multiseq.create_model("s4d_bytes_tiny", layer_scale=1e-6, **base).eval()
+    x, m = scaled.encode(["layer scale keeps the stem's features"])
+    # With gains of 1e-6 the blocks add (almost) nothing: the backbone output is the final norm of the stem output.
+    stem_out, sm = scaled.stem(*scaled.embed(x, m))
+    want = scaled.backbone.final_norm(stem_out) * sm[..., None]
+    got, _ = scaled.features(x, m)
+    assert torch.allclose(got, want, atol=1e-4)
+    gains = [n for n, _ in scaled.named_parameters() if n.endswith((".gamma", ".ffn_gamma")) and ".block." not in n]
+    assert len(gains) == 4  # block and feed-forward branch of both layers
+    with pytest.raises(ConfigError, match="layer_scale"):
+        multiseq.get_model_config("s4d_bytes_tiny", layer_scale=-1.0)
+    # Mega manages its own residual: no gains there.
+    mega = multiseq.create_model("mega_bytes_tiny", layer_scale=0.1, width=32, depth=1)
+    assert all(layer.gamma is None and layer.ffn_gamma is None for layer in mega.backbone.layers)
