@@ -12,6 +12,8 @@ Both follow scikit-learn's rules (constructor arguments stored as given, fitted 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import warnings
@@ -115,8 +117,12 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
             weight_decay=self.weight_decay,
             seed=self.seed,
             num_workers=self.num_workers,
+            log_every=10 if self.progress else 0,  # progress=False: silent (the trainer's plain lines are for logs)
         )
-        result = train_fit(config, train, config=train_config, progress=self.progress, device=self.device)
+        # progress=False means silent here; the trainer's plain log lines (its progress=False mode, for log files)
+        # would otherwise still print the final step.
+        with contextlib.nullcontext() if self.progress else contextlib.redirect_stdout(io.StringIO()):
+            result = train_fit(config, train, config=train_config, progress=self.progress, device=self.device)
         self.model_ = result.model.eval()
         self.classes_ = classes
         self.history_ = result.metrics

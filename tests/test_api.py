@@ -251,3 +251,9 @@ def test_image_classifier_names_in_cli_predict(tmp_path, capsys):
     rec = json.loads(capsys.readouterr().out)
     assert rec["label"] == clf.predict(X[:1])[0] and rec["label"] in ("dark", "bright")
     assert ImageClassifier.load(tmp_path / "img.safetensors").classes_.tolist() == ["bright", "dark"]
+
+
+def test_progress_false_prints_nothing(capfd):
+    text_clf(input="bytes", steps=3).fit(TEXTS, LABELS)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

@@ -18,6 +18,7 @@ import csv
 import io
 import os
 import random
+import sys
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -369,11 +370,27 @@ def ensure_split(
         path = folder / f"basic_{split}_n{n}.tsv"
     if path.exists():
         return path
+    # An flock, not the lock file's existence: a build killed midway leaves a .lock file that blocks nothing.
     with file_lock(path.with_name(path.name + ".lock")):
         if not path.exists():  # another process may have finished while we waited
+            _announce(split, n, path, workers)
             rows = generate(n, seed=seed, split=split, workers=workers, progress=progress)
             write_tsv(path, rows)
     return path
+
+
+TREES_PER_SECOND = 250  # per process, measured on the 2-core CI kind of machine (about 360 when idle)
+
+
+def _announce(split: str, n: int, path: Path, workers: int | None) -> None:
+    """Say, before a build of more than a few seconds, what is built, where, and about how long it takes."""
+    procs = workers or os.cpu_count() or 1
+    seconds = n / (TREES_PER_SECOND * procs)
+    if seconds < 10:
+        return
+    took = f"about {seconds / 60:.0f} minutes" if seconds >= 90 else f"about {seconds:.0f} s"
+    print(f"multiseq: generating ListOps {split}: {n:,} trees into {path} ({took} on {procs} processes; "
+          f"once, then cached; `multiseq data generate listops` builds it ahead)", file=sys.stderr, flush=True)
 
 
 @register_task("listops", "LRA ListOps, generated (10 classes, <= 2,000 tokens)", generated=True)

@@ -43,3 +43,14 @@ def test_predict_takes_model_as_option_or_positional(run_dir, capsys):
     assert main(["predict", "--model", str(run_dir), *texts, "--json"]) == 0
     b = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert a == b and len(a) == 2 and {r["label"] for r in a} <= {"b>=a", "a>b"}
+
+
+def test_run_files_get_the_same_mode(run_dir):
+    # Atomic writes go through mkstemp (0600); every run file gets the mode open() gives (0644 under umask 022).
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    files = [p for p in run_dir.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    assert {p.name for p in files} >= {"config.json", "model.safetensors"}
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(0o666 & ~mask)}, [(p.name, oct(p.stat().st_mode)) for p in files]

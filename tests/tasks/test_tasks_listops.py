@@ -175,3 +175,19 @@ def test_a_model_consumes_the_dataset(tmp_path):
     x, mask = model.encode([ds[i][0] for i in range(len(ds))])
     out = model(x, mask)
     assert x.shape == (4, 64) and out.shape == (4, 10) and torch.isfinite(out).all()
+
+
+def test_first_build_says_so_and_a_stale_lock_blocks_nothing(tmp_path, capsys, monkeypatch):
+    from multiseq.tasks import listops
+
+    monkeypatch.setattr(listops, "TREES_PER_SECOND", 1)  # make a small build look long enough to announce
+    folder = tmp_path / "listops" / "seed3"
+    folder.mkdir(parents=True)
+    stale = folder / "basic_val_n20.tsv.lock"
+    stale.write_text("")  # left by a killed build: an flock is released with its process, the file blocks nothing
+    path = listops.ensure_split("val", root=tmp_path, size=20, seed=3, workers=1)
+    assert path.is_file() and len(path.read_text().splitlines()) >= 20
+    err = capsys.readouterr().err
+    assert "generating ListOps val: 20 trees" in err and "about" in err and "cached" in err
+    listops.ensure_split("val", root=tmp_path, size=20, seed=3, workers=1)
+    assert capsys.readouterr().err == ""  # cached: nothing to say
