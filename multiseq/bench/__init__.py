@@ -1,7 +1,7 @@
 """Benchmarks: every block measured the same way, side by side with attention, PyPI peers and the machine's floor.
 
-    from multiseq.bench import benchmark, derive
-    record = benchmark(["local", "s4d"], [1024, 4096], width=256)
+    from multiseq.bench import BenchSpec, benchmark, derive
+    record = benchmark(BenchSpec(blocks=("local", "s4d"), lengths=(1024, 4096), width=256))
 
 `core` (orchestration: one fresh process per configuration, derived ratios and exponents), `worker` (one
 configuration, run as `python -m multiseq.bench.worker`), `costs` (FLOP and byte counts for the floor), `peers`
@@ -11,6 +11,7 @@ their references and timed, `python -m multiseq.bench.fused`). The command line 
 
 from multiseq.bench.core import (
     BASELINES,
+    BenchSpec,
     SCHEMA,
     benchmark,
     derive,
@@ -20,4 +21,4 @@ from multiseq.bench.core import (
     run_worker,
 )
 
-__all__ = ["BASELINES", "SCHEMA", "benchmark", "derive", "fit_exponent", "measure_machine", "merge_records", "run_worker"]
+__all__ = ["BASELINES", "BenchSpec", "SCHEMA", "benchmark", "derive", "fit_exponent", "measure_machine", "merge_records", "run_worker"]

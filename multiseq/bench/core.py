@@ -30,6 +30,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -60,21 +61,39 @@ def _job_env(threads: int) -> dict[str, str]:
 
 def run_worker(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Run one job in a fresh process; the result dict always has a `status`."""
+    return run_workers([job], timeout)[0]
+
+
+def run_workers(jobs: list[dict[str, Any]], timeout: float, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Run jobs in fresh processes started together (e.g. the ranks of one data-parallel group); one result per
+    job, each with a `status`. `env` is added to every process's environment."""
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "multiseq.bench.worker", json.dumps(job)]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_job_env(job.get("threads", 1)))
-    except subprocess.TimeoutExpired:
-        return {"status": "timeout", "error": f"no result within {timeout:g} s", "wall_s": time.perf_counter() - t0}
-    wall = time.perf_counter() - t0
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith(MARKER)]
+    procs = [subprocess.Popen([sys.executable, "-m", "multiseq.bench.worker", json.dumps(job)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**_job_env(job.get("threads", 1)), **(env or {})})
+             for job in jobs]
+    outs: list[dict[str, Any]] = []
+    for p in procs:
+        try:
+            stdout, stderr = p.communicate(timeout=max(0.0, timeout - (time.perf_counter() - t0)))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+                q.communicate()
+            return [{"status": "timeout", "error": f"no result within {timeout:g} s", "wall_s": time.perf_counter() - t0}
+                    for _ in jobs]
+        outs.append(_parse_worker(p.returncode, stdout, stderr, time.perf_counter() - t0))
+    return outs
+
+
+def _parse_worker(returncode: int, stdout: str, stderr: str, wall: float) -> dict[str, Any]:
+    lines = [ln for ln in stdout.splitlines() if ln.startswith(MARKER)]
     if lines:
         return {**json.loads(lines[-1][len(MARKER):]), "wall_s": wall}
-    if p.returncode in (-9, 137):
+    if returncode in (-9, 137):
         # SIGKILL from the kernel's OOM killer: the configuration did not fit in memory.
         return {"status": "oom", "error": "killed by SIGKILL (out of memory)", "wall_s": wall}
-    tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
-    return {"status": "error", "error": f"exit {p.returncode}: " + " | ".join(tail), "wall_s": wall}
+    tail = (stderr or stdout).strip().splitlines()[-3:]
+    return {"status": "error", "error": f"exit {returncode}: " + " | ".join(tail), "wall_s": wall}
 
 
 def measure_machine(device: str, threads: int, dtype: str, timeout: float) -> dict[str, Any]:
@@ -84,97 +103,178 @@ def measure_machine(device: str, threads: int, dtype: str, timeout: float) -> di
     return r["machine"]
 
 
-def benchmark(
-    blocks: list[str],
-    lengths: list[int],
-    *,
-    width: int = 256,
-    modes: tuple[str, ...] = ("fwd", "fwdbwd"),
-    batch: int = 1,
-    dtype: str = "float32",
-    threads: list[int] | None = None,
-    repeats: int = 5,
-    warmup: int = 2,
-    min_time_s: float = 0.5,
-    device: str = "cpu",
-    timeout: float = 600.0,
-    mem_cap_mb: float = 6000.0,
-    peers: list[str] | None = None,
-    peer_lengths: list[int] | None = None,
-    scope: str = "block",
-    options: dict[str, dict[str, Any]] | None = None,
-    baselines: bool = True,
-    budget_s: float | None = None,
-    checkpoint: str | None = None,
-    log: Any = print,
-) -> dict[str, Any]:
-    """Measure every configuration and return the record (`machine`, `config`, `results`, derived figures).
+@dataclass(frozen=True)
+class BenchSpec:
+    """What one `multiseq bench` run measures (the CLI flags, one field each; validated on construction).
 
-    Blocks that take a `max_length` option get the longest length unless `options` set it. With `budget_s`,
-    configurations not started within that many seconds are recorded as `skipped`.
+    Attributes:
+        blocks: block names (`a+b` for wrappers); `attention` and `attention_explicit` are added unless
+            `baselines` is False.
+        lengths: sequence lengths (sorted, duplicates dropped).
+        width, batch, dtype, device: the input `(batch, L, width)`.
+        modes: `fwd` and/or `fwdbwd`.
+        threads: torch thread counts, one pass over everything per count (default: min(2, CPUs)).
+        repeats, warmup, min_time_s: at least 5 timed calls after `warmup` untimed ones, more while under
+            `min_time_s`.
+        timeout, mem_cap_mb: per configuration (per group with `interleave`); past them it is recorded, not run.
+        peers, peer_lengths: PyPI peers and the lengths they run at (default: `lengths`).
+        scope: `block` (alone) or `layer` (inside the backbone's pre-norm residual Layer).
+        options: per-block (or `peer:name`) constructor options.
+        budget_s: configurations not started by then are recorded as `skipped`.
+        interleave: at each (threads, mode, length), every block and peer in ONE fresh process, their timed calls
+            taken in turns (round-robin), so that the load of a shared machine falls on all of them alike; memory
+            is still each call's own peak (heap trimmed and high-water mark reset before every call).
+    """
+
+    blocks: tuple[str, ...]
+    lengths: tuple[int, ...]
+    width: int = 256
+    modes: tuple[str, ...] = ("fwd", "fwdbwd")
+    batch: int = 1
+    dtype: str = "float32"
+    threads: tuple[int, ...] = ()
+    repeats: int = 5
+    warmup: int = 2
+    min_time_s: float = 0.5
+    device: str = "cpu"
+    timeout: float = 600.0
+    mem_cap_mb: float = 6000.0
+    peers: tuple[str, ...] = ()
+    peer_lengths: tuple[int, ...] = ()
+    scope: str = "block"
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baselines: bool = True
+    budget_s: float | None = None
+    interleave: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scope not in ("block", "layer"):
+            raise ConfigError(f"--scope must be block or layer, got {self.scope!r}")
+        bad = [m for m in self.modes if m not in ("fwd", "fwdbwd")]
+        if bad:
+            raise ConfigError(f"unknown mode(s) {bad}; valid: fwd, fwdbwd")
+        if self.repeats < 5:
+            raise ConfigError(f"--repeats must be at least 5 (got {self.repeats}): medians of fewer runs are noise")
+        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (normalise a frozen record once)
+        put("blocks", tuple(self.blocks))
+        put("modes", tuple(self.modes))
+        put("lengths", tuple(sorted(set(self.lengths))))
+        put("threads", tuple(self.threads) or (min(2, os.cpu_count() or 1),))
+        put("peers", tuple(self.peers))
+        put("peer_lengths", tuple(sorted(set(self.peer_lengths or self.lengths))))
+
+    def names(self) -> list[str]:
+        """The blocks measured, baselines first."""
+        return list(dict.fromkeys([*(BASELINES if self.baselines else ()), *self.blocks]))
+
+    def job_base(self) -> dict[str, Any]:
+        return dict(width=self.width, batch=self.batch, dtype=self.dtype, device=self.device, repeats=self.repeats,
+                    warmup=self.warmup, min_time_s=self.min_time_s, mem_cap_mb=self.mem_cap_mb, scope=self.scope)
+
+    def config(self) -> dict[str, Any]:
+        return dict(width=self.width, batch=self.batch, dtype=self.dtype, repeats=self.repeats, warmup=self.warmup,
+                    device=self.device, timeout_s=self.timeout, mem_cap_mb=self.mem_cap_mb, scope=self.scope,
+                    budget_s=self.budget_s, interleave=self.interleave)
+
+
+def benchmark(spec: BenchSpec, *, checkpoint: str | None = None, log: Any = print) -> dict[str, Any]:
+    """Measure every configuration of `spec` and return the record (`machine`, `config`, `results`, derived).
+
+    Blocks that take a `max_length` option get the longest length unless `options` set it. With a `checkpoint`
+    path, the partial record is written after every configuration.
     """
     t_begin = time.perf_counter()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    if scope not in ("block", "layer"):
-        raise ConfigError(f"--scope must be block or layer, got {scope!r}")
-    bad = [m for m in modes if m not in ("fwd", "fwdbwd")]
-    if bad:
-        raise ConfigError(f"unknown mode(s) {bad}; valid: fwd, fwdbwd")
-    if repeats < 5:
-        raise ConfigError(f"--repeats must be at least 5 (got {repeats}): medians of fewer runs are noise")
-    lengths = sorted(set(lengths))
-    threads = threads or [min(2, os.cpu_count() or 1)]
-    options = options or {}
-    names = list(dict.fromkeys([*(BASELINES if baselines else ()), *blocks]))
+    names = spec.names()
     _check_blocks(names)
-    peers = _check_peers(peers or [])
+    peers = _check_peers(list(spec.peers))
     load_before = _loadavg()
-    machine = {t: measure_machine(device, t, dtype, timeout) for t in threads}
+    threads = list(spec.threads)
+    machine = {t: measure_machine(spec.device, t, spec.dtype, spec.timeout) for t in threads}
     results: list[dict[str, Any]] = []
-    base = dict(width=width, batch=batch, dtype=dtype, device=device, repeats=repeats, warmup=warmup,
-                min_time_s=min_time_s, mem_cap_mb=mem_cap_mb, scope=scope)
-    plan = _plan(names, peers, lengths, sorted(set(peer_lengths or lengths)))
-    config = dict(width=width, batch=batch, dtype=dtype, repeats=repeats, warmup=warmup, device=device,
-                  timeout_s=timeout, mem_cap_mb=mem_cap_mb, scope=scope, budget_s=budget_s)
+    plan = _plan(names, peers, list(spec.lengths), list(spec.peer_lengths))
 
     def make_record(partial: bool) -> dict[str, Any]:
-        return _record(started, machine, threads, load_before, t_begin, names, peers, lengths, modes, config,
-                       results, partial)
+        return _record(started, machine, threads, load_before, t_begin, names, peers, list(spec.lengths),
+                       spec.modes, spec.config(), results, partial)
+
+    def add(entry: dict[str, Any]) -> None:
+        results.append(entry)
+        log(_progress(entry))
+        if checkpoint:
+            _write_json(checkpoint, make_record(partial=True))
 
     for t in threads:
-        for mode in modes:
-            for kind, name, lens in plan:
-                stop: dict[str, Any] | None = None
-                history: list[tuple[int, float]] = []
-                quadratic = name in QUADRATIC or name == "mega-pytorch"
-                for L in lens:
-                    label = name if kind == "block" else f"peer:{name}"
-                    opts = dict(options.get(label, {}))
-                    for key in LENGTH_OPTIONS.get(name, ("max_length",)):
-                        if kind == "block" and key in _accepted(name) and key not in opts:
-                            opts[key] = max(lens)
-                    job = {**base, "kind": kind, "name": name, "length": L, "mode": mode, "threads": t, "options": opts}
-                    entry = {"block": label, "kind": kind, "length": L, "width": width, "mode": mode, "threads": t,
-                             "batch": batch, "dtype": dtype, "device": device, "scope": scope, "options": opts}
-                    predicted = _predicted_s(history, L, warmup + repeats + 1, quadratic)
-                    if budget_s is not None and time.perf_counter() - t_begin > budget_s:
-                        r = {"status": "skipped", "error": f"not run: time budget of {budget_s:g} s spent"}
-                    elif stop is not None:
-                        r = {"status": stop["status"], "error": f"not run: {stop['status']} at length {stop['length']}"}
-                    elif predicted is not None and predicted > timeout:
-                        r = {"status": "timeout", "error": f"not run: predicted {predicted:.0f} s > timeout {timeout:g} s"}
-                    else:
-                        r = run_worker(job, timeout)
-                    entry.update(r)
-                    results.append(entry)
-                    log(_progress(entry))
-                    if checkpoint:
-                        _write_json(checkpoint, make_record(partial=True))
-                    if entry["status"] in ("oom", "timeout"):
-                        stop = {"status": entry["status"], "length": L} if stop is None else stop
-                    elif entry["status"] == "ok":
-                        history.append((L, entry["median_ms"]))
+        for mode in spec.modes:
+            members = [_Member(kind, name, lens, spec) for kind, name, lens in plan]
+            if spec.interleave:
+                for L in spec.lengths:
+                    _run_group([m for m in members if L in m.lengths], L, mode, t, spec, t_begin, add)
+            else:
+                for m in members:
+                    for L in m.lengths:
+                        _run_group([m], L, mode, t, spec, t_begin, add)
     return make_record(partial=False)
+
+
+class _Member:
+    """One block or peer of the plan: its options and its history across lengths (for stops and predictions)."""
+
+    def __init__(self, kind: str, name: str, lengths: list[int], spec: BenchSpec) -> None:
+        self.kind, self.name, self.lengths = kind, name, lengths
+        self.label = name if kind == "block" else f"peer:{name}"
+        self.quadratic = name in QUADRATIC or name == "mega-pytorch"
+        self.opts = dict(spec.options.get(self.label, {}))
+        for key in LENGTH_OPTIONS.get(name, ("max_length",)):
+            if kind == "block" and key in _accepted(name) and key not in self.opts:
+                self.opts[key] = max(lengths)
+        self.stop: dict[str, Any] | None = None
+        self.history: list[tuple[int, float]] = []
+
+    def verdict(self, L: int, spec: BenchSpec, t_begin: float) -> dict[str, Any] | None:
+        """Why this member is not run at length L (a result to record), or None to run it."""
+        predicted = _predicted_s(self.history, L, spec.warmup + spec.repeats + 1, self.quadratic)
+        if spec.budget_s is not None and time.perf_counter() - t_begin > spec.budget_s:
+            return {"status": "skipped", "error": f"not run: time budget of {spec.budget_s:g} s spent"}
+        if self.stop is not None:
+            return {"status": self.stop["status"], "error": f"not run: {self.stop['status']} at length {self.stop['length']}"}
+        if predicted is not None and predicted > spec.timeout:
+            return {"status": "timeout", "error": f"not run: predicted {predicted:.0f} s > timeout {spec.timeout:g} s"}
+        return None
+
+    def update(self, L: int, entry: dict[str, Any]) -> None:
+        if entry["status"] in ("oom", "timeout"):
+            self.stop = self.stop or {"status": entry["status"], "length": L}
+        elif entry["status"] == "ok":
+            self.history.append((L, entry["median_ms"]))
+
+
+def _run_group(members: list[_Member], L: int, mode: str, t: int, spec: BenchSpec, t_begin: float, add: Any) -> None:
+    """Run the members at one (length, mode, threads): one process each, or all in one interleaved process."""
+    entries, run = {}, []
+    for m in members:
+        entries[m.label] = {"block": m.label, "kind": m.kind, "length": L, "width": spec.width, "mode": mode,
+                            "threads": t, "batch": spec.batch, "dtype": spec.dtype, "device": spec.device,
+                            "scope": spec.scope, "options": m.opts}
+        why = m.verdict(L, spec, t_begin)
+        if why is not None:
+            entries[m.label].update(why)
+        else:
+            run.append(m)
+    jobs = [{**spec.job_base(), "kind": m.kind, "name": m.name, "length": L, "mode": mode, "threads": t,
+             "options": m.opts} for m in run]
+    if spec.interleave and jobs:
+        group = {**spec.job_base(), "kind": "interleaved", "length": L, "mode": mode, "threads": t, "members": jobs}
+        r = run_worker(group, spec.timeout)
+        outs = r.pop("members", None) or [dict(r) for _ in run]  # a failed group: every member gets its status
+        for m, out in zip(run, outs):
+            entries[m.label].update({**out, "interleaved": True, "wall_s": r.get("wall_s")})
+    else:
+        for m, job in zip(run, jobs):
+            entries[m.label].update(run_worker(job, spec.timeout))
+    for m in members:
+        m.update(L, entries[m.label])
+        add(entries[m.label])
 
 
 def _plan(names: list[str], peers: list[str], lengths: list[int], peer_lengths: list[int]) -> list[tuple]:

@@ -182,30 +182,21 @@ def build_module(job: dict[str, Any]) -> Any:
     return m, (lambda x, mask: m(x, mask))
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Measure one configuration; never raises for an out-of-memory configuration (status `oom`)."""
+def _prepare(job: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Build one block or peer job: its result so far (params, costs) and `step()`, one timed call."""
     import torch
-
-    threads = int(job.get("threads") or 1)
-    torch.set_num_threads(threads)
-    if job["kind"] == "machine":
-        return {"status": "ok", "machine": machine_probe(job["device"], threads, job.get("dtype", "float32"))}
-
-    from torch.utils.flop_counter import FlopCounterMode
 
     from multiseq.bench.costs import block_costs
 
     torch.manual_seed(0)
     device = torch.device(job["device"])
-    cuda = device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     B, L, D, mode = job["batch"], job["length"], job["width"], job["mode"]
     result: dict[str, Any] = {"status": "ok"}
     module, call = build_module(job)
     module.train(mode == "fwdbwd")
     result["params"] = sum(p.numel() for p in module.parameters())
-    costs = block_costs(job["name"] if job["kind"] == "block" else "peer:" + job["name"], module, L, D, B)
-    result.update(costs)
+    result.update(block_costs(job["name"] if job["kind"] == "block" else "peer:" + job["name"], module, L, D, B))
 
     x = torch.randn(B, L, D, device=device, dtype=getattr(torch, job["dtype"]), requires_grad=(mode == "fwdbwd"))
     mask = torch.ones(B, L, dtype=torch.bool, device=device)
@@ -222,23 +213,65 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             y.backward(cot)
         sync()
 
+    return result, step
+
+
+def _start(job: dict[str, Any]) -> bool:
+    """Threads, allocator pools and the address-space cap, before anything is measured; True on CUDA."""
+    import torch
+
     # Threads and allocator pools exist before the cap, so the cap bounds the configuration itself.
     (torch.randn(64, 64) @ torch.randn(64, 64)).sum().item()
+    cuda = torch.device(job["device"]).type == "cuda"
     if not cuda:
         _cap_address_space(float(job.get("mem_cap_mb") or 0))
+    return cuda
+
+
+def _counted_flops(step: Any) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def _times(times: list[float]) -> dict[str, Any]:
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "repeats": len(times),
+            "times_ms": [round(t, 4) for t in times]}
+
+
+def _more(job: dict[str, Any], done: int, t_start: float) -> bool:
+    # At least `repeats` timed calls, more while under `min_time_s` (at most 1000).
+    return done < int(job.get("repeats", 5)) or (
+        time.perf_counter() - t_start < float(job.get("min_time_s", 0.0)) and done < 1000)
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Measure one configuration; never raises for an out-of-memory configuration (status `oom`)."""
+    import torch
+
+    torch.set_num_threads(int(job.get("threads") or 1))
+    if job["kind"] == "machine":
+        return {"status": "ok", "machine": machine_probe(job["device"], int(job.get("threads") or 1),
+                                                         job.get("dtype", "float32"))}
+    if job["kind"] == "train":
+        from multiseq.bench.train_step import run_train_job
+
+        return run_train_job(job)
+    if job["kind"] == "interleaved":
+        return _run_interleaved(job)
+    result, step = _prepare(job)
+    cuda = _start(job)
     try:
-        with FlopCounterMode(display=False) as counter:
-            step()
-        result["flops_counted"] = int(counter.get_total_flops())
+        result["flops_counted"] = _counted_flops(step)
         for _ in range(max(0, int(job.get("warmup", 1)) - 1)):
             step()
         times: list[float] = []
         peak = _PeakMemory(cuda)
         peak.start()
         t_start = time.perf_counter()
-        while len(times) < int(job.get("repeats", 5)) or (
-            time.perf_counter() - t_start < float(job.get("min_time_s", 0.0)) and len(times) < 1000
-        ):
+        while _more(job, len(times), t_start):
             t0 = time.perf_counter()
             step()
             times.append((time.perf_counter() - t0) * 1e3)
@@ -247,13 +280,72 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         if not is_oom(e):
             raise
         return {**result, "status": "oom", "error": _first_line(e)}
-    result.update(
-        median_ms=statistics.median(times),
-        min_ms=min(times),
-        repeats=len(times),
-        times_ms=[round(t, 4) for t in times],
-    )
+    result.update(_times(times))
     return result
+
+
+def _prepare_or_fail(job: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    # A member that cannot be built (a peer not installed, bad options) is recorded; the group goes on.
+    try:
+        return _prepare(job)
+    except ModuleNotFoundError as e:
+        return {"status": "missing", "error": str(e)}, None
+    except Exception as e:
+        if is_oom(e):
+            return {"status": "oom", "error": _first_line(e)}, None
+        return {"status": "error", "error": f"{type(e).__name__}: {e}"[:500]}, None
+
+
+def _run_interleaved(group: dict[str, Any]) -> dict[str, Any]:
+    """Every member job of `group["members"]` in this process, their calls in turns: warm-up rounds, then timed
+    rounds until every member has its repetitions. Peak memory per member: the largest growth of one call, with
+    freed heap returned and the high-water mark reset before each call. A member that cannot be built, runs out
+    of memory or fails is recorded (`missing`, `oom`, `error`) and leaves the rotation; the others go on."""
+    prepared = [_prepare_or_fail(job) for job in group["members"]]
+    cuda = _start(group)
+    times: list[list[float]] = [[] for _ in prepared]
+    peaks: list[float] = [0.0 for _ in prepared]
+    method = ""
+    live = [i for i, (result, _) in enumerate(prepared) if result["status"] == "ok"]
+
+    def call(i: int, first: bool = False) -> float | None:
+        result, step = prepared[i]
+        try:
+            if first:
+                result["flops_counted"] = _counted_flops(step)
+                return None
+            peak = _PeakMemory(cuda)
+            peak.start()
+            t0 = time.perf_counter()
+            step()
+            dt = (time.perf_counter() - t0) * 1e3
+            mem = peak.stop()
+            nonlocal method
+            peaks[i], method = max(peaks[i], mem["peak_mem_mb"]), mem["mem_method"]
+            return dt
+        except Exception as e:
+            if is_oom(e):
+                result.update(status="oom", error=_first_line(e))
+            else:
+                result.update(status="error", error=f"{type(e).__name__}: {e}"[:500])
+            live.remove(i)
+            return None
+
+    for r in range(max(1, int(group.get("warmup", 1)))):
+        for i in list(live):
+            call(i, first=(r == 0))
+    t_start = time.perf_counter()
+    while live and _more(group, min(len(times[i]) for i in live), t_start):
+        for i in list(live):
+            dt = call(i)
+            if dt is not None:
+                times[i].append(dt)
+    out = []
+    for i, (result, _) in enumerate(prepared):
+        if result["status"] == "ok":
+            result.update(_times(times[i]), peak_mem_mb=peaks[i], mem_method=method)
+        out.append(result)
+    return {"status": "ok", "members": out}
 
 
 class _PeakMemory:

@@ -13,7 +13,6 @@ optimiser settings (`mark_optim`: own lr, no weight decay); frozen ones (lr 0, a
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from typing import Any
@@ -25,11 +24,12 @@ from torch import Tensor, nn
 
 from multiseq.blocks.registry import mark_optim, register_block
 from multiseq.blocks.s4_kernels import (
-    _fft_threads,
     dplr_c_tilde,
     dplr_discretize,
     dplr_kernel,
     fft_conv,
+    fft_thread_scope,
+    fft_threads_from_env,
     vandermonde_kernel,
 )
 from multiseq.errors import ConfigError
@@ -363,6 +363,7 @@ class SSMBlock(nn.Module):
         self.output_linear = nn.Linear(width, 2 * dim if final_act == "glu" else dim, **fk)
         self.final_act = final_act
         self.drop = nn.Dropout(dropout)
+        self.fft_threads = fft_threads_from_env()  # read once; 0 = the caller's threads (see fft_threads_from_env)
 
     def _pre(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         v = F.gelu(self.input_gate(x)) if self.input_gate is not None else None
@@ -385,11 +386,11 @@ class SSMBlock(nn.Module):
             # Zero pads before the convolution: a bidirectional kernel would otherwise carry them backwards.
             u = u * mask[..., None].to(u.dtype)
         L = x.shape[1]
-        # The kernel is many small ops: threading them only adds wake-up latency (see `_fft_threads`).
-        with _fft_threads() if x.device.type == "cpu" else contextlib.nullcontext():
+        with fft_thread_scope(self.fft_threads, x.device):
             K = self.kernel(L)  # (channels, H, L)
         u = rearrange(u, "b l h -> b h l")
-        y = fft_conv(u, K if self.bidirectional else K[0], self.D, bidirectional=self.bidirectional)
+        y = fft_conv(u, K if self.bidirectional else K[0], self.D, bidirectional=self.bidirectional,
+                     threads=self.fft_threads)
         return self._post(rearrange(y, "b h l -> b l h"), v)
 
     def _step_params(self) -> tuple[Tensor, Tensor, Tensor]:

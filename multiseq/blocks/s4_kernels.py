@@ -146,20 +146,34 @@ def fft_conv_ref(u: Tensor, K: Tensor, D: Tensor | None = None, bidirectional: b
 FFT_THREADS_ENV = "MULTISEQ_FFT_THREADS"
 
 
-@contextlib.contextmanager
-def _fft_threads():
-    """Run CPU FFTs (and the S4 kernel generation) on `MULTISEQ_FFT_THREADS` threads (default 1), restoring the
-    caller's count afterwards.
+def fft_threads_from_env() -> int:
+    """`MULTISEQ_FFT_THREADS` as a thread count for CPU FFTs and kernel generation; 0 (the default): no scope.
 
-    MKL's multi-threaded batched FFT stalls on this kind of machine: one S4D block at L = 1K went from ~0.2 s
-    to ~2 s forward+backward with 2 threads. Other ops keep the caller's thread count.
+    Blocks read it once, at construction. Measured side by side (s4d width 256, forward+backward, 2 threads, FFTs
+    at 1 thread against 2): no consistent gain at 2K or 16K (-7% to +27% by minimum, -12% to +10% by median over
+    two runs), so the default leaves the caller's thread count alone. Set it to 1 where MKL's multi-threaded
+    batched FFT stalls (once seen on this kind of machine: S4D at 1K went from 0.2 s to 2 s with 2 threads).
     """
-    want = int(os.environ.get(FFT_THREADS_ENV, "1") or 1)
+    text = os.environ.get(FFT_THREADS_ENV, "") or "0"
+    try:
+        threads = int(text)
+    except ValueError:
+        raise ValueError(f"{FFT_THREADS_ENV} must be a whole number of threads (0: no scope), got {text!r}") from None
+    return max(0, threads)
+
+
+@contextlib.contextmanager
+def fft_thread_scope(threads: int, device: torch.device):
+    """Run the enclosed CPU work on `threads` threads (0: as the caller), restoring the caller's count after.
+
+    Only switches when `threads` differs from the current count, so the default and single-threaded runs never
+    touch torch's process-wide setting.
+    """
     have = torch.get_num_threads()
-    if want <= 0 or want == have:
+    if threads <= 0 or threads == have or device.type != "cpu":
         yield
         return
-    torch.set_num_threads(want)
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
@@ -176,30 +190,29 @@ class _FFTConv(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u: Tensor, k: Tensor, n: int) -> Tensor:  # type: ignore[override]
-        cpu = u.device.type == "cpu"
-        with _fft_threads() if cpu else contextlib.nullcontext():
+    def forward(ctx, u: Tensor, k: Tensor, n: int, threads: int = 0) -> Tensor:  # type: ignore[override]
+        with fft_thread_scope(threads, u.device):
             u_f = torch.fft.rfft(u, n=n)  # (B, H, n/2+1)
             k_f = torch.fft.rfft(k, n=n)  # (H, n/2+1)
             y = torch.fft.irfft(u_f * k_f, n=n)[..., : u.shape[-1]]
         ctx.save_for_backward(u_f, k_f)
-        ctx.n, ctx.L, ctx.Lk = n, u.shape[-1], k.shape[-1]
+        ctx.n, ctx.L, ctx.Lk, ctx.threads = n, u.shape[-1], k.shape[-1], threads
         return y
 
     @staticmethod
     def backward(ctx, g: Tensor):  # type: ignore[override]
         u_f, k_f = ctx.saved_tensors
         grad_u = grad_k = None
-        with _fft_threads() if g.device.type == "cpu" else contextlib.nullcontext():
+        with fft_thread_scope(ctx.threads, g.device):
             g_f = torch.fft.rfft(g, n=ctx.n)
             if ctx.needs_input_grad[0]:
                 grad_u = torch.fft.irfft(g_f * k_f.conj(), n=ctx.n)[..., : ctx.L]
             if ctx.needs_input_grad[1]:
                 grad_k = torch.fft.irfft((g_f * u_f.conj()).sum(0), n=ctx.n)[..., : ctx.Lk]
-        return grad_u, grad_k, None
+        return grad_u, grad_k, None, None
 
 
-def fft_conv(u: Tensor, K: Tensor, D: Tensor | None = None, bidirectional: bool = False) -> Tensor:
+def fft_conv(u: Tensor, K: Tensor, D: Tensor | None = None, bidirectional: bool = False, threads: int = 0) -> Tensor:
     """Long convolution of `u` with `K` via real FFTs at the next fast size >= 2L (no circular wrap-around).
 
     Args:
@@ -208,6 +221,7 @@ def fft_conv(u: Tensor, K: Tensor, D: Tensor | None = None, bidirectional: bool 
             truncated, Lk < L is zero-extended.
         D: (H,) skip term, or None.
         bidirectional: see `fft_conv_ref` for the exact two-sided form.
+        threads: CPU threads for the transforms (`fft_thread_scope`; 0: the caller's).
 
     Returns:
         (B, H, L), dtype of u.
@@ -223,7 +237,7 @@ def fft_conv(u: Tensor, K: Tensor, D: Tensor | None = None, bidirectional: bool 
         k = F.pad(K[0], (0, n - K.shape[-1])) + F.pad(K[1].flip(-1), (n - K.shape[-1], 0))
     else:
         k = K
-    y = _FFTConv.apply(u, k, n)
+    y = _FFTConv.apply(u, k, n, threads)
     if D is not None:
         y = y + D[:, None] * u
     return y.to(u.dtype)

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from multiseq.bench.core import benchmark, derive, merge_records
+from multiseq.bench.core import BenchSpec, benchmark, derive, merge_records
 from multiseq.bench.report import plot, tables
 from multiseq.errors import ConfigError
 
@@ -49,6 +49,17 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=float, default=None, help="seconds; configurations not started by then are "
                    "recorded as skipped")
     p.add_argument("--no-baselines", action="store_true", help="do not add attention and attention_explicit")
+    p.add_argument("--interleave", action="store_true", help="at each length, every block and peer in one process, "
+                   "their timed calls taken in turns (side by side on a shared machine); memory per call as usual")
+    p.add_argument("--train", action="store_true", help="training throughput of a preset instead of blocks: "
+                   "optimiser steps/s, samples/s and model FLOP utilisation per setting (see multiseq.bench.train)")
+    p.add_argument("--model", default="", help="--train: the preset")
+    p.add_argument("--override", default="{}", help="--train: JSON of create_model overrides, e.g. "
+                   '\'{"width": 128, "adapter": {"max_length": 2048}}\'')
+    p.add_argument("--length", type=int, default=1024, help="--train: sequence length (tokens or patches)")
+    p.add_argument("--procs", default="1", help="--train: comma-separated process counts; above 1, a data-parallel "
+                   "group (gloo) with one thread per process and the batch split between them")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="--train: bf16 = CPU autocast")
     p.add_argument("--json", default="", help="write the record here")
     p.add_argument("--plot", default="", help="write the log-log plot here (PNG)")
     p.add_argument("--markdown", default="", help="write the Markdown tables here")
@@ -58,7 +69,38 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    "ratios (default median_ms; min_ms is closer to a block's own cost on a loaded machine)")
 
 
+def _json_arg(text: str, flag: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{flag} is not valid JSON: {e}") from None
+
+
+def _run_train(args: argparse.Namespace) -> dict[str, Any]:
+    from multiseq.bench.train import TrainSpec, benchmark_train
+
+    if not args.model:
+        raise ConfigError("--train needs --model PRESET (see `multiseq info` for the presets)")
+    override = _json_arg(args.override, "--override")
+    if not isinstance(override, dict):
+        raise ConfigError('--override must be a JSON object, e.g. {"width": 128}')
+    spec = TrainSpec(model=args.model, batch=args.batch, length=args.length, override=override,
+                     threads=tuple(_parse_list(args.threads, int)), procs=tuple(_parse_list(args.procs, int)),
+                     precision=args.precision, repeats=args.repeats, warmup=max(3, args.warmup),
+                     min_time_s=args.min_time, timeout=args.timeout)
+    return benchmark_train(spec)
+
+
 def run_bench(args: argparse.Namespace) -> int:
+    if args.train or (args.from_json and _first_kind(args.from_json) == "train"):
+        from multiseq.bench.train import train_tables
+
+        if args.train:
+            record = _run_train(args)
+        else:
+            with open(_parse_list(args.from_json)[0]) as f:
+                record = json.load(f)
+        return _write(args, record, train_tables(record))
 
     if args.from_json:
         records = []
@@ -67,10 +109,7 @@ def run_bench(args: argparse.Namespace) -> int:
                 records.append(json.load(f))
         record = derive(records[0] if len(records) == 1 else merge_records(records), args.stat)
     else:
-        try:
-            options = json.loads(args.options)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--options is not valid JSON: {e}") from None
+        options = _json_arg(args.options, "--options")
         if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
             raise ConfigError('--options must map block names to option objects, e.g. {"local": {"window": 128}}')
         if args.blocks == "all":
@@ -81,17 +120,26 @@ def run_bench(args: argparse.Namespace) -> int:
         else:
             blocks = _parse_list(args.blocks)
         peers = [] if args.peers in ("", "none") else _parse_list(args.peers)
-        record = benchmark(
-            blocks, _parse_list(args.lengths, int), width=args.width, modes=tuple(_parse_list(args.mode)),
-            batch=args.batch, dtype=args.dtype, threads=_parse_list(args.threads, int), repeats=args.repeats,
-            warmup=args.warmup, min_time_s=args.min_time, device=args.device, timeout=args.timeout,
-            mem_cap_mb=args.mem_cap_mb, peers=peers, peer_lengths=_parse_list(args.peer_lengths, int) or None,
-            scope=args.scope, options=options, baselines=not args.no_baselines, budget_s=args.budget,
-            checkpoint=args.json or None,
+        spec = BenchSpec(
+            blocks=tuple(blocks), lengths=tuple(_parse_list(args.lengths, int)), width=args.width,
+            modes=tuple(_parse_list(args.mode)), batch=args.batch, dtype=args.dtype,
+            threads=tuple(_parse_list(args.threads, int)), repeats=args.repeats, warmup=args.warmup,
+            min_time_s=args.min_time, device=args.device, timeout=args.timeout, mem_cap_mb=args.mem_cap_mb,
+            peers=tuple(peers), peer_lengths=tuple(_parse_list(args.peer_lengths, int)), scope=args.scope,
+            options=options, baselines=not args.no_baselines, budget_s=args.budget, interleave=args.interleave,
         )
+        record = benchmark(spec, checkpoint=args.json or None)
         if args.stat:
             record = derive(record, args.stat)
-    text = tables(record)
+    return _write(args, record, tables(record))
+
+
+def _first_kind(paths: str) -> str | None:
+    with open(_parse_list(paths)[0]) as f:
+        return json.load(f).get("kind")
+
+
+def _write(args: argparse.Namespace, record: dict[str, Any], text: str) -> int:
     print(text)
     if args.json:
         with open(args.json, "w") as f:
@@ -99,7 +147,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(text)
-    if args.plot:
+    if args.plot and record.get("kind") != "train":
         print(f"plot: {plot(record, args.plot)}")
     return 0
 

@@ -82,7 +82,8 @@ def test_orchestration_keeps_failures_and_skips_hopeless(monkeypatch):
     fake = _fake_worker(table)
     monkeypatch.setattr(bench, "run_worker", lambda job, timeout: calls.append(job["name"]) or fake(job, timeout))
     monkeypatch.setattr(bench, "measure_machine", lambda *a: {"matmul_gflops": 100.0, "copy_gbs": 10.0, "threads": 1})
-    rec = bench.benchmark(["local"], [16, 32, 64, 128], width=8, modes=("fwd",), threads=[1], timeout=60, log=lambda s: None)
+    spec = bench.BenchSpec(("local",), (16, 32, 64, 128), width=8, modes=("fwd",), threads=(1,), timeout=60)
+    rec = bench.benchmark(spec, log=lambda s: None)
     res = {(e["block"], e["length"]): e for e in rec["results"]}
     assert len(res) == 12  # nothing dropped
     assert res[("attention_explicit", 128)]["status"] == "oom"  # not run after an OOM at 64
@@ -191,9 +192,9 @@ def test_missing_peer_is_a_clear_error(monkeypatch):
 
 def test_bad_arguments_are_refused():
     with pytest.raises(ConfigError, match="at least 5"):
-        bench.benchmark(["local"], [16], repeats=3)
+        bench.BenchSpec(("local",), (16,), repeats=3)
     with pytest.raises(ConfigError, match="unknown mode"):
-        bench.benchmark(["local"], [16], modes=("bwd",))
+        bench.BenchSpec(("local",), (16,), modes=("bwd",))
     with pytest.raises(Exception, match="block"):
         bench._check_blocks(["lcoal"])
     assert bench._predicted_s([], 2048, 8, True) is None
@@ -246,3 +247,19 @@ def test_merged_runs_keep_their_own_rates():
     assert idx[("ls", 1024)]["floor_ms"] == pytest.approx(3e9 / 50e9 * 1e3)
     assert idx[("attention", 1024)]["rates"]["matmul_gflops"] == 100.0
     assert {s["block"]: s for s in rec["summary"]}["ls"]["exponent_time"] == pytest.approx(1.0)
+
+
+def test_interleaved_group_runs_every_member_in_turns():
+    opts = {"local": {"window": 8, "heads": 2}, "attention": {"heads": 2}, "attention_explicit": {"heads": 2}}
+    spec = bench.BenchSpec(("local",), (24, 40), width=16, modes=("fwdbwd",), threads=(1,), min_time_s=0, warmup=1,
+                           options=opts, interleave=True)
+    with pytest.raises(Exception):
+        spec.width = 8  # a frozen record
+    rec = bench.benchmark(spec, log=lambda s: None)
+    assert rec["config"]["interleave"] is True
+    got = [(e["block"], e["length"]) for e in rec["results"]]
+    assert got == [(b, L) for L in (24, 40) for b in ("attention", "attention_explicit", "local")]
+    for e in rec["results"]:
+        assert e["status"] == "ok" and e["interleaved"] and e["repeats"] >= 5, e
+        assert 0 < e["min_ms"] <= e["median_ms"] and e["peak_mem_mb"] >= 0 and e["flops_counted"] > 0
+    assert {(e["block"], e["length"]): e for e in rec["results"]}[("local", 24)]["options"] == {"window": 8, "heads": 2}
