@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from multiseq.adapters.base import EmbedSpec
 from multiseq.errors import InputError
+from multiseq.kernels import is_tracing
 
 
 def sinusoidal_positions(L: int, dim: int, device: Any = None, dtype: Any = None) -> Tensor:
@@ -83,7 +84,9 @@ class Embedding(nn.Module):
                 raise InputError(f"token ids must be an integer tensor (B, L), got {x.dtype}")
             if x.dim() != 2:
                 raise InputError(f"token ids must have shape (B, L), got {tuple(x.shape)}")
-            if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.spec.vocab_size):
+            # A data-dependent check: eager only. Under torch.compile / torch.export it would break the graph (or
+            # fail to trace), so it is skipped there; out-of-range ids then fail inside the embedding lookup.
+            if not is_tracing() and x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.spec.vocab_size):
                 raise InputError(
                     f"token ids must lie in [0, {self.spec.vocab_size}), got range [{int(x.min())}, {int(x.max())}]"
                 )
@@ -126,5 +129,7 @@ class Embedding(nn.Module):
 
 
 def _check_finite(x: Tensor) -> None:
+    if is_tracing():
+        return
     if not torch.isfinite(x).all():
         raise InputError("input contains NaN or Inf; clean or impute the values before the model")

@@ -16,7 +16,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from multiseq.blocks.registry import register_block
-from multiseq.kernels import register_fused, use_fused
+from multiseq.kernels import is_tracing, register_fused, use_fused
 
 register_fused("local_attention", "FlexAttention with a sliding-window block mask", needs=("cuda", "flex", "compile"))
 
@@ -199,7 +199,7 @@ def sdpa_attention(
         (B, H, Lq, d); query rows that see no real key are zero.
     """
     _check_qkv(q, k, v, key_padding_mask, same_length=causal)
-    if key_padding_mask is None or bool(key_padding_mask.all()):
+    if key_padding_mask is None or (not is_tracing() and bool(key_padding_mask.all())):  # traced: general path
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     L = q.shape[2]
     kpm = key_padding_mask

@@ -113,8 +113,35 @@ def _c(t: Tensor) -> Tensor:
     return torch.view_as_complex(t.contiguous())
 
 
-class DiagKernel(nn.Module):
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def ssm_dtype(dtype: Any) -> torch.dtype:
+    """The dtype SSM parameters are kept in: float32 for fp16 / bf16 requests (complex half precision has no
+    `exp`/`expm1`/reciprocal on CPU and loses the kernel's accuracy), else the requested (or default) dtype."""
+    dtype = dtype or torch.get_default_dtype()
+    return torch.float32 if dtype in _LOW_PRECISION else dtype
+
+
+class _FP32SSM(nn.Module):
+    """Keeps floating parameters and buffers in float32 when the module is cast to fp16 / bf16 (`.half()`,
+    `.to(torch.bfloat16)`); device moves and fp64 casts apply as usual. The kernel is computed in float32 and the
+    block casts the convolution's output back to the input's dtype."""
+
+    def _apply(self, fn: Any, recurse: bool = True) -> nn.Module:
+        super()._apply(fn, recurse)
+        for t in (*self.parameters(recurse=False), *self.buffers(recurse=False)):
+            if t.dtype in _LOW_PRECISION:
+                t.data = t.data.float()
+                if t.grad is not None:
+                    t.grad = t.grad.float()
+        return self
+
+
+class DiagKernel(_FP32SSM):
     """Diagonal SSM kernel (S4D / DSS): `K = 2 Re sum_n C'_n exp(dtA_n l)`, (channels, H, L).
+
+    Parameters stay float32 when the model is fp16 / bf16 (see `ssm_dtype`).
 
     Args:
         H: channels of the SSM; N: state size (N/2 complex conjugate modes).
@@ -137,7 +164,7 @@ class DiagKernel(nn.Module):
             raise ConfigError(f"d_state must be an even int >= 2 (conjugate pairs), got {N}")
         if not 0 < dt_min <= dt_max:
             raise ConfigError(f"need 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
-        dtype = dtype or torch.get_default_dtype()
+        dtype = ssm_dtype(dtype)
         self.disc, self.l_max, self.channels, self.N2 = disc, int(l_max), channels, N // 2
         learn = lr is None or lr > 0
         A, B = init_diag_A(init, H, self.N2, N)
@@ -225,8 +252,10 @@ class DiagKernel(nn.Module):
         return torch.exp(log_dA), dB, C[0]
 
 
-class DPLRKernel(nn.Module):
+class DPLRKernel(_FP32SSM):
     """S4 kernel of `A = diag(Lambda) - P P^*` (HiPPO-LegS NPLR init), bilinear, learning C~ = (I - dA^Lk)^T C.
+
+    Parameters stay float32 when the model is fp16 / bf16 (see `ssm_dtype`).
 
     The kernel length `Lk` doubles (C~ <- (I + dA^Lk)^T C~) whenever a longer input arrives; `Lk` is a buffer so
     checkpoints carry it.
@@ -237,7 +266,7 @@ class DPLRKernel(nn.Module):
         channels: int = 1, l_max: int = 1024, device: Any = None, dtype: Any = None,
     ) -> None:
         super().__init__()
-        dtype = dtype or torch.get_default_dtype()
+        dtype = ssm_dtype(dtype)
         self.channels = channels
         learn = lr is None or lr > 0
         Lam, P, B, _ = legs_dplr(N)
@@ -389,9 +418,12 @@ class SSMBlock(nn.Module):
         with fft_thread_scope(self.fft_threads, x.device):
             K = self.kernel(L)  # (channels, H, L)
         u = rearrange(u, "b l h -> b h l")
-        y = fft_conv(u, K if self.bidirectional else K[0], self.D, bidirectional=self.bidirectional,
+        # The convolution runs at least in float32 (the kernel's dtype, see `ssm_dtype`); fp16 / bf16 models get
+        # their dtype back after it.
+        cdt = torch.promote_types(u.dtype, K.dtype)
+        y = fft_conv(u.to(cdt), K if self.bidirectional else K[0], self.D.to(cdt), bidirectional=self.bidirectional,
                      threads=self.fft_threads)
-        return self._post(rearrange(y, "b h l -> b l h"), v)
+        return self._post(rearrange(y.to(u.dtype), "b h l -> b l h"), v)
 
     def _step_params(self) -> tuple[Tensor, Tensor, Tensor]:
         # Discretising (and, for S4, recovering C from C~) per step would dominate streaming: cache it until a

@@ -109,3 +109,15 @@ def explain() -> list[tuple[str, str, bool, str]]:
         out.append((name, path.description, reason is None, reason or "available"))
     return out
 
+
+def is_tracing() -> bool:
+    """True under torch.compile, torch.export or TorchScript tracing.
+
+    Data-dependent Python branches (`int(x.max())`, `bool(mask.all())`) break a compiled graph and cannot be
+    exported; callers skip eager-only checks and take the general path of a fast-path branch when this is True.
+    """
+    compiler = getattr(torch, "compiler", None)
+    exporting = getattr(compiler, "is_exporting", None)
+    return bool(
+        (compiler is not None and compiler.is_compiling()) or (exporting is not None and exporting()) or torch.jit.is_tracing()
+    )
