@@ -74,7 +74,10 @@ class Reporter:
         minutes = self.ctx.cfg.budget_minutes
         if self.ctx.main:
             self.log({"kind": "budget", "step": 0, "budget_minutes": minutes, **rec})
-        self._say(f"budget {minutes:g} min: {rec['step_s'] * 1000:.1f} ms per step -> {rec['total_steps']} steps")
+        if rec["step_s"]:
+            self._say(f"budget {minutes:g} min: {rec['step_s'] * 1000:.1f} ms per step -> {rec['total_steps']} steps")
+        else:
+            self._say(f"budget {minutes:g} min: the run is capped at {rec['total_steps']} steps (not timed)")
 
     def budget_end(self, done: int, plan: Plan, stopped: bool, clock: Clock) -> dict[str, Any]:
         record = {"kind": "budget_end", "step": done, "total_steps": plan.total, "stopped_at_budget": stopped,

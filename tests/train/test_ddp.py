@@ -50,3 +50,21 @@ def test_two_processes_match_one(tmp_path):
     ref = [json.loads(line) for line in (one / "metrics.jsonl").read_text().splitlines()]
     for x, y in zip(recs, ref):
         assert abs(x["loss"] - y["loss"]) < 1e-5
+
+
+def test_two_processes_pretrain(tmp_path):
+    # Pretraining under torchrun: the wrapper (mask vector, reconstruction head) is what DDP wraps; the frozen task
+    # head stays out of the reducer. Each rank draws its own masks, so this checks the run, not equality.
+    from multiseq.checkpoint import load_model
+
+    out = tmp_path / "pt"
+    args = ["pretrain", *ARGS[1:ARGS.index("--val-split")], "--threads", "1", "--quiet", "--out", str(out)]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "multiseq.cli", *args], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [3, 6] and all(r["stage"] == "pretrain" for r in recs)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["world_size"] == 2 and cfg["stage"] == "pretrain"
+    assert load_model(out / "model.safetensors").config.width == 16
