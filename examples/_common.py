@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,15 +34,21 @@ class View(Subset):
         return (self.transform(raw) if self.transform else raw), label
 
 
-def parser(description: str, model: str, steps: int, batch_size: int, lr: float = 1e-3) -> argparse.ArgumentParser:
+def parser(description: str, model: str, steps: int, batch_size: int, lr: float = 1e-3,
+           weight_decay: float = 0.01) -> argparse.ArgumentParser:
     """The shared options; an example adds its own (data sizes, lengths)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--tiny", action="store_true", help="a few steps on a few examples (under a minute on CPU)")
     p.add_argument("--out", default=None, help="output folder (metrics, plots, samples, model); default runs/<example>")
     p.add_argument("--model", default=model, help=f"preset name (default {model})")
-    p.add_argument("--steps", type=int, default=steps, help=f"optimiser steps (default {steps})")
+    p.add_argument("--steps", type=int, default=steps, help=f"optimiser steps (default {steps}; see --budget-minutes)")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="wall-clock budget of the whole run (pretraining included); replaces --steps")
+    p.add_argument("--pretrain-fraction", type=float, default=0.0,
+                   help="share of the budget spent self-pretraining on the training inputs first (0 = from scratch)")
     p.add_argument("--batch-size", type=int, default=batch_size)
     p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--weight-decay", type=float, default=weight_decay)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=None, help="data root or archive (default: the task's own default)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -50,6 +57,16 @@ def parser(description: str, model: str, steps: int, batch_size: int, lr: float 
     p.add_argument("--quiet", action="store_true", help="plain log lines instead of progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     return p
+
+
+def check_budget(args: argparse.Namespace) -> None:
+    """Refuse budget settings that cannot run (zero is never silently replaced by a default)."""
+    if args.budget_minutes is not None and not args.budget_minutes > 0:
+        raise SystemExit(f"--budget-minutes must be > 0, got {args.budget_minutes}")
+    if not 0.0 <= args.pretrain_fraction < 1.0:
+        raise SystemExit(f"--pretrain-fraction must lie in [0, 1), got {args.pretrain_fraction}")
+    if args.pretrain_fraction > 0 and args.budget_minutes is None:
+        raise SystemExit("--pretrain-fraction splits a budget: give --budget-minutes too")
 
 
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.json", "model.safetensors", "curves.png", "confusion.png")
@@ -85,47 +102,83 @@ def run(
     Returns:
         The summary written to `metrics.json` (`val_accuracy`, `val_loss`, sizes, steps, seconds, ...).
     """
-    from multiseq.train import TrainConfig, evaluate, fit, model_for_data
+    from multiseq.train import TrainConfig, evaluate, fit, model_for_data, pretrain
 
+    check_budget(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     out = out_dir(args, name)
     if samples is not None:
         samples(out)
-    config = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        log_every=max(1, args.steps // 20),
-        eval_every=0,
-        num_workers=args.workers,
-    )
+    budget = args.budget_minutes
+    pre_minutes = budget * args.pretrain_fraction if budget else 0.0
+
+    def config(minutes: float | None) -> TrainConfig:
+        steps = None if minutes else args.steps
+        return TrainConfig(
+            steps=steps, budget_minutes=minutes or None, batch_size=args.batch_size, lr=args.lr,
+            weight_decay=args.weight_decay, seed=args.seed, log_every=max(1, (steps or 400) // 20), eval_every=0,
+            num_workers=args.workers, warmup_steps=min(30, max(1, (steps or 600) // 20)),
+        )
+
     t0 = time.perf_counter()
     model = model_for_data(args.model, train, device=args.device, **(model_overrides or {}))
-    result = fit(model, train, val, config=config, out=out, progress=not args.quiet, device=args.device,
+    init, pre_summary = None, {}
+    if pre_minutes:
+        pre = pretrain(model, train, config=config(pre_minutes), out=out / "pretrain", progress=not args.quiet,
+                       device=args.device, task_info={"example": name, "train_size": len(train), "split": "train"})
+        init, model = out / "pretrain", None
+        pre_summary = {"pretrain_steps": pre.metrics.get("train", {}).get("step"),
+                       "pretrain_seconds": round(time.perf_counter() - t0, 1)}
+    t1 = time.perf_counter()
+    result = fit(model, train, val, config=config(budget - pre_minutes if budget else None), init=init, out=out,
+                 progress=not args.quiet, device=args.device,
                  task_info={"example": name, "train_size": len(train), "val_size": len(val)})
     train_s = time.perf_counter() - t0
+    steps = result.metrics.get("train", {}).get("step", args.steps)
     metrics = evaluate(result.model, val, batch_size=args.batch_size, num_workers=args.workers)
     summary = {
         "example": name,
         "model": args.model,
         "parameters": sum(p.numel() for p in result.model.parameters()),
-        "steps": args.steps,
+        "budget_minutes": budget,
+        "pretrain_fraction": args.pretrain_fraction,
+        **pre_summary,
+        "steps": steps,
         "batch_size": args.batch_size,
+        "samples_seen": steps * args.batch_size,
+        "finetune_seconds": round(time.perf_counter() - t1, 1),
         "train_size": len(train),
         "val_size": len(val),
         "val_accuracy": metrics["accuracy"],
         "val_loss": metrics["loss"],
         "train_seconds": round(train_s, 1),
         "threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "tiny": bool(args.tiny),
+        "out": str(out),
         **(extra or {}),
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"{name}: val accuracy {metrics['accuracy']:.4f} on {len(val)} examples after {args.steps} steps "
+    print(f"{name}: val accuracy {metrics['accuracy']:.4f} on {len(val)} examples after {steps} steps "
           f"({train_s:.0f} s); outputs in {out}")
     return summary
+
+
+def text_baseline(train: Any, val: Any, summary: dict[str, Any]) -> None:
+    """Fit TF-IDF + logistic regression on the same training texts, score it on the same validation texts, print
+    it beside the model's accuracy and add it to `metrics.json`."""
+    from multiseq.baselines import majority_accuracy
+    from multiseq.baselines import text_baseline as fit_baseline
+
+    tr = [train[i] for i in range(len(train))]
+    va = [val[i] for i in range(len(val))]
+    base = fit_baseline([t for t, _ in tr], [y for _, y in tr], [t for t, _ in va], [y for _, y in va])
+    summary.update(tfidf_val_accuracy=base.accuracy, tfidf_seconds=round(base.seconds, 1),
+                   majority_val_accuracy=majority_accuracy([y for _, y in tr], [y for _, y in va]))
+    (Path(summary["out"]) / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"reference on the same split: TF-IDF + logistic regression {base.accuracy:.4f} ({base.seconds:.0f} s), "
+          f"majority class {summary['majority_val_accuracy']:.4f}")
 
 
 def write_text_samples(path: Path, rows: list[tuple[Any, Any]], limit: int = 8, width: int = 300) -> None:

@@ -216,3 +216,15 @@ def test_num_classes_zero_is_a_feature_extractor(name):
         model.predict_proba([b"x"] if spec.kind == "token" else [])
     with pytest.raises(multiseq.errors.ConfigError, match="num_classes"):
         cfg.replace(num_classes=-1)
+
+
+def test_cpu_recipes_give_training_defaults_with_a_budget():
+    from multiseq.cli.train import _recipe
+    from multiseq.presets.cpu import recipe
+
+    for name in ("s4d_imdb_bytes", "s4d_imdb_render"):
+        r = recipe(name)
+        assert r["budget_minutes"] > 0 and r["lr"] > 0 and name in multiseq.list_models("*imdb*")
+        assert _recipe(name) == r
+    assert recipe("s4d_bytes_tiny") is None
+    assert _recipe("s4d_lra_listops")["batch_size"] > 0  # the LRA recipes still answer

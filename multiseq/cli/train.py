@@ -64,11 +64,12 @@ def _train_config(args: argparse.Namespace, recipe: dict[str, Any], **extra: Any
     def pick(value: Any, key: str, default: Any) -> Any:
         return value if value is not None else recipe.get(key, default)
 
-    steps, epochs = args.steps, args.epochs
-    if steps is None and epochs is None and args.budget_minutes is None:
-        epochs = recipe.get("epochs", 1.0)
+    steps, epochs, budget = args.steps, args.epochs, args.budget_minutes
+    if steps is None and epochs is None and budget is None:
+        budget = recipe.get("budget_minutes")
+        epochs = None if budget is not None else recipe.get("epochs", 1.0)
     return TrainConfig(
-        steps=steps, epochs=epochs, budget_minutes=args.budget_minutes,
+        steps=steps, epochs=epochs, budget_minutes=budget,
         batch_size=pick(args.batch_size, "batch_size", 32), accumulate=args.accumulate, eps=args.adam_eps,
         lr=pick(args.lr, "lr", 1e-3), weight_decay=pick(args.weight_decay, "weight_decay", 0.01),
         warmup_steps=pick(args.warmup_steps, "warmup_steps", None), grad_clip=args.grad_clip, seed=args.seed,
@@ -177,11 +178,10 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 
 def _recipe(model: str) -> dict[str, Any]:
-    try:
-        from multiseq.presets.lra import recipe
-    except ImportError:
-        return {}
-    return recipe(model) or {}
+    """The preset's training defaults: a CPU recipe (`presets.cpu`) or an LRA paper's set-up (`presets.lra`)."""
+    from multiseq.presets import cpu, lra
+
+    return cpu.recipe(model) or lra.recipe(model) or {}
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:
