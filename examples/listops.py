@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     train = _common.View(tasks.get("listops", split="train", size=args.train_size, **opts), names)
     val = _common.View(tasks.get("listops", split="val", size=args.val_size, **opts), names)
     # The model reads ListOps with the task's own adapter (model_for_data takes it from the dataset).
-    train.adapter = val.adapter = train.ds.adapter
+    train.adapter = val.adapter = train.data.adapter
     return _common.run(args, NAME, train, val,
                        samples=lambda out: _common.write_text_samples(out / "samples.txt", [val[i] for i in range(8)]))
 

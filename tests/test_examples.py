@@ -84,3 +84,22 @@ def test_example_runs_as_a_script(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "val accuracy" in r.stdout and (out / "metrics.json").is_file()
+
+
+def test_text_example_prints_the_reference_and_can_self_pretrain(tmp_path, capsys):
+    """The pretraining split of a budget: a pretraining run directory, then fine-tuning from its body, and the
+    TF-IDF reference on the same validation reviews in metrics.json."""
+    out = tmp_path / "spt"
+    argv = ["--tiny", "--pretrain-fraction", "0.5", "--out", str(out), "--threads", "1", "--quiet", "--data", str(IMDB)]
+    threads = torch.get_num_threads()
+    try:
+        summary = _load("imdb_bytes").main(argv)
+    finally:
+        torch.set_num_threads(threads)
+    assert (out / "pretrain" / "model.safetensors").is_file()
+    assert json.loads((out / "pretrain" / "config.json").read_text())["stage"] == "pretrain"
+    assert summary["pretrain_steps"] >= 1 and summary["budget_minutes"] > 0
+    assert 0.0 <= summary["tfidf_val_accuracy"] <= 1.0 and 0.0 <= summary["majority_val_accuracy"] <= 1.0
+    assert "TF-IDF + logistic regression" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="pretrain-fraction"):
+        _load("imdb_bytes").main(["--tiny", "--pretrain-fraction", "1.5", "--out", str(tmp_path / "x")])
