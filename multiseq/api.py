@@ -167,7 +167,8 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
     # -- persistence -----------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """One file (`.safetensors`): weights, the model config (the renderer config inside it), the estimator's
-        parameters and classes, and the font files used (names and sizes). Written atomically."""
+        parameters and classes; a rendering model's file also records its rendering environment (font hashes,
+        library versions: `multiseq.checkpoint`). Written atomically."""
         self._check_fitted()
         params = self.get_params(deep=False)
         if isinstance(params.get("model"), ModelConfig):
@@ -178,9 +179,6 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
             "estimator": json.dumps({"format": FORMAT, "class": type(self).__name__, "params": params,
                                      "classes": self.classes_.tolist(), "history": self.history_}, default=str),
         }
-        adapter = self.model_.adapter
-        if hasattr(adapter, "render_config"):
-            meta["font_files"] = json.dumps(_font_files(adapter.render_config))
         return save_model(self.model_, path, extra_metadata=meta)
 
     @classmethod
@@ -210,22 +208,7 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
         est.model_ = load_model(path, device=device).eval()
         est.classes_ = np.asarray(info["classes"])
         est.history_ = info.get("history", {})
-        adapter = est.model_.adapter
-        if "font_files" in meta and hasattr(adapter, "render_config"):
-            saved = [tuple(f) for f in json.loads(meta["font_files"])]
-            if saved != [tuple(f) for f in _font_files(adapter.render_config)]:
-                warnings.warn(
-                    f"{path} was trained with other font files ({saved}); rendered pixels may differ",
-                    stacklevel=2,
-                )
         return est
-
-
-def _font_files(render_config: Any) -> list[list[Any]]:
-    try:
-        return [[p.name, p.stat().st_size] for p in render_config.font_paths()]
-    except Exception as e:  # a missing font is reported when rendering; here it only makes the record empty
-        return [["unavailable", str(e)[:200]]]
 
 
 class TextClassifier(_SequenceClassifier):
@@ -239,8 +222,8 @@ class TextClassifier(_SequenceClassifier):
         size: preset size when `model` is a family (`tiny`, `small`, ...).
         max_length: bytes (default 1024) or patches (default 529) per text; longer texts are truncated.
         render_config: renderer configuration for `pixels` (bundled name or JSON path).
-        rendering: `words` (each word starts on a patch boundary; learns much faster from scratch) or
-            `continuous` (PIXEL's one run of text).
+        rendering: `words` (each word starts on a patch boundary; learns much faster from scratch), `bigrams`
+            (two characters per patch, Lotz et al. 2023) or `continuous` (PIXEL's one run of text).
         epochs, steps: training length (`steps`, when given, wins).
         batch_size, lr, weight_decay, seed: optimisation (AdamW, warm-up then cosine decay).
         device: `None` (CUDA when present), `cpu`, `cuda`, ...

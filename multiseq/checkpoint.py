@@ -100,6 +100,9 @@ def save_model(
         meta["class_names"] = json.dumps(list(class_names))
     if "class_names" in meta:
         _check_class_names(json.loads(meta["class_names"]), model.config.num_classes, ConfigError, "class_names")
+    render_env = _render_environment(model)
+    if render_env is not None:
+        meta.setdefault("render_environment", json.dumps(render_env, sort_keys=True))
     tensors = state_tensors(model)
     meta = {**meta, "format": FORMAT, "config": model.config.to_json()}
     meta["sha256"] = model_file_sha256(tensors, meta)
@@ -333,7 +336,43 @@ def load_model(path: str | os.PathLike, device: Any = None, config: ModelConfig 
     model = SequenceModel(stored, device=device)
     load_tensors(model, tensors, str(path))
     model.metadata = metadata
+    _warn_if_rendered_differently(model, metadata, path)
     return model
+
+
+def _render_environment(model: Any) -> dict[str, Any] | None:
+    """What decides a rendering model's pixels here (font file hashes, Pango/Cairo/HarfBuzz versions, renderer
+    config), recorded in its file; None for models that do not render text."""
+    render_config = getattr(getattr(model, "adapter", None), "render_config", None)
+    if render_config is None:
+        return None
+    from renderers import RenderError, environment
+
+    try:
+        return environment(render_config)
+    except RenderError:  # no fonts or bindings here: the model cannot render either, and says so when used
+        return None
+
+
+def _warn_if_rendered_differently(model: Any, metadata: dict[str, Any], path: Path) -> None:
+    recorded = metadata.get("render_environment")
+    render_config = getattr(getattr(model, "adapter", None), "render_config", None)
+    if recorded is None or render_config is None:
+        return
+    import warnings
+
+    from renderers import RenderError, check_environment
+
+    try:
+        diffs = check_environment(json.loads(recorded) if isinstance(recorded, str) else recorded, render_config)
+    except (RenderError, json.JSONDecodeError) as e:
+        diffs = [f"the recorded rendering environment cannot be read ({e})"]
+    if diffs:
+        shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
+        warnings.warn(
+            f"{path} was trained on text rendered by a different setup, so its input pixels may differ here: {shown}",
+            stacklevel=3,
+        )
 
 
 def resave_legacy_model_file(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
