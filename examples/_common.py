@@ -83,6 +83,7 @@ def out_dir(args: argparse.Namespace, name: str) -> Path:
         for f in RUN_FILES:
             (path / f).unlink(missing_ok=True)
         shutil.rmtree(path / "checkpoints", ignore_errors=True)
+        shutil.rmtree(path / "pretrain", ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
