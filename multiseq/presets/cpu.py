@@ -36,38 +36,28 @@ def _register(name: str, config: ModelConfig, train: dict[str, Any]) -> None:
 
 
 _S4D = BlockSpec("s4d", {"d_state": 64})
+_TRAIN_30_MIN = dict(batch_size=32, lr=3e-3, weight_decay=0.05, warmup_steps=30, budget_minutes=30.0)
+
+
+def _s4d_recipe(name: str, adapter: AdapterConfig, **fields: Any) -> ModelConfig:
+    """One S4D layer of width 128 with a 2x feed-forward, LayerScale and mean+max pooling."""
+    return ModelConfig(
+        name=name, adapter=adapter, blocks=(_S4D,), width=128, depth=1, positional="none", ffn_mult=2.0,
+        dropout=0.1, head=HeadConfig(pool="meanmax"), layer_scale=0.01, **fields,
+    )
+
 
 _register(
     "s4d_imdb_bytes",
-    ModelConfig(
-        name="s4d_imdb_bytes",
-        adapter=AdapterConfig("bytes", max_length=2048),
-        blocks=(_S4D,),
-        width=128,
-        depth=1,
-        positional="none",
-        ffn_mult=2.0,
-        dropout=0.1,
-        head=HeadConfig(pool="meanmax"),
-        stem=StemConfig(stride=4, kernel=8, width=64),
-        layer_scale=0.01,
+    _s4d_recipe(
+        "s4d_imdb_bytes", AdapterConfig("bytes", max_length=2048), stem=StemConfig(stride=4, kernel=8, width=64)
     ),
-    dict(batch_size=32, lr=3e-3, weight_decay=0.05, warmup_steps=30, budget_minutes=30.0),
+    _TRAIN_30_MIN,
 )
-
 _register(
     "s4d_imdb_render",
-    ModelConfig(
-        name="s4d_imdb_render",
-        adapter=AdapterConfig("render", max_length=529, options={"config": "pixel", "rendering": "words"}),
-        blocks=(_S4D,),
-        width=128,
-        depth=1,
-        positional="none",
-        ffn_mult=2.0,
-        dropout=0.1,
-        head=HeadConfig(pool="meanmax"),
-        layer_scale=0.01,
+    _s4d_recipe(
+        "s4d_imdb_render", AdapterConfig("render", max_length=529, options={"config": "pixel", "rendering": "words"})
     ),
-    dict(batch_size=32, lr=3e-3, weight_decay=0.05, warmup_steps=30, budget_minutes=30.0),
+    _TRAIN_30_MIN,
 )
