@@ -77,7 +77,7 @@ def out_dir(args: argparse.Namespace, name: str) -> Path:
     import shutil
 
     path = Path(args.out or f"runs/{name}")
-    if (path / "config.json").exists():
+    if (path / "config.json").exists() or (path / "pretrain").exists():
         if not args.overwrite:
             raise SystemExit(f"{path} already holds a run; choose another --out or pass --overwrite")
         for f in RUN_FILES:
