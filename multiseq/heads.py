@@ -37,38 +37,40 @@ def pooled_width(dim: int, pool: str) -> int:
     return 2 * dim if pool == "meanmax" else dim
 
 
-class ClassificationHead(nn.Module):
-    """Pool then classify. `hidden > 0` inserts a GELU MLP layer."""
+class _PoolingHead(nn.Module):
+    """A head that pools the body's `(B, L, dim)` output with `pool` and maps it through `self.net`."""
 
     def __init__(
         self, dim: int, num_classes: int, pool: str, hidden: int = 0, device: Any = None, dtype: Any = None
     ) -> None:
         super().__init__()
         self.pool = pool
-        f = dict(device=device, dtype=dtype)
-        dim = pooled_width(dim, pool)
+        self.net = self._net(dim, pooled_width(dim, pool), num_classes, hidden, dict(device=device, dtype=dtype))
+
+    def _net(self, dim: int, pooled: int, num_classes: int, hidden: int, f: dict[str, Any]) -> nn.Module:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+
+class ClassificationHead(_PoolingHead):
+    """Pool then classify. `hidden > 0` inserts a GELU MLP layer."""
+
+    def _net(self, dim: int, pooled: int, num_classes: int, hidden: int, f: dict[str, Any]) -> nn.Module:
         if hidden > 0:
-            self.net: nn.Module = nn.Sequential(nn.Linear(dim, hidden, **f), nn.GELU(), nn.Linear(hidden, num_classes, **f))
-        else:
-            self.net = nn.Linear(dim, num_classes, **f)
+            return nn.Sequential(nn.Linear(pooled, hidden, **f), nn.GELU(), nn.Linear(hidden, num_classes, **f))
+        return nn.Linear(pooled, num_classes, **f)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """x: (B, L, D), mask: (B, L) -> logits (B, num_classes)."""
         return self.net(masked_pool(x, mask, self.pool))
 
 
-class DualEncoderHead(nn.Module):
-    """Two-document head (LRA Retrieval): pool each document to u, v; MLP on `[u, v, u*v, u-v]`."""
+class DualEncoderHead(_PoolingHead):
+    """Two-document head (LRA Retrieval): pool each document to u, v; MLP on `[u, v, u*v, u-v]` (`hidden` 0: the
+    body's width)."""
 
-    def __init__(
-        self, dim: int, num_classes: int, pool: str, hidden: int = 0, device: Any = None, dtype: Any = None
-    ) -> None:
-        super().__init__()
-        self.pool = pool
+    def _net(self, dim: int, pooled: int, num_classes: int, hidden: int, f: dict[str, Any]) -> nn.Module:
         hidden = hidden or dim
-        f = dict(device=device, dtype=dtype)
-        dim = pooled_width(dim, pool)
-        self.net = nn.Sequential(nn.Linear(4 * dim, hidden, **f), nn.GELU(), nn.Linear(hidden, num_classes, **f))
+        return nn.Sequential(nn.Linear(4 * pooled, hidden, **f), nn.GELU(), nn.Linear(hidden, num_classes, **f))
 
     def forward(self, x1: Tensor, mask1: Tensor, x2: Tensor, mask2: Tensor) -> Tensor:
         """x1, x2: (B, L_i, D); masks (B, L_i) -> logits (B, num_classes)."""

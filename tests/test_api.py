@@ -26,12 +26,7 @@ NEG = ["bad awful poor", "awful bad movie", "poor and bad", "an awful film", "ba
 TEXTS, LABELS = POS + NEG, ["pos"] * len(POS) + ["neg"] * len(NEG)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see the module docstring
 
 
 def text_clf(**kw):

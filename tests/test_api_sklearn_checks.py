@@ -27,34 +27,41 @@ def _rows(X):
     return None
 
 
-class NumericText(TextClassifier):
+class _NumericRows:
+    """Test adapter: each numeric row becomes one input through `_from_row`; the tags declare 2-D input and
+    switch off the real classifier's own input tag (`_own_input_tag`)."""
+
+    _own_input_tag = ""
+
+    def _prepare(self, X):
+        rows = _rows(X)
+        if rows is None:
+            return super()._prepare(X)
+        return [self._from_row(row) for row in rows]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        setattr(tags.input_tags, self._own_input_tag, False)
+        return tags
+
+
+class NumericText(_NumericRows, TextClassifier):
     """TextClassifier reading each numeric row as the text of its numbers (test adapter only)."""
 
-    def _prepare(self, X):
-        rows = _rows(X)
-        if rows is None:
-            return super()._prepare(X)
-        return [" ".join(f"{v:.2f}" for v in row) for row in rows]
+    _own_input_tag = "string"
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array, tags.input_tags.string = True, False
-        return tags
+    def _from_row(self, row):
+        return " ".join(f"{v:.2f}" for v in row)
 
 
-class NumericImage(ImageClassifier):
+class NumericImage(_NumericRows, ImageClassifier):
     """ImageClassifier reading each numeric row as a 4x4 gray float image in [0, 1] (test adapter only)."""
 
-    def _prepare(self, X):
-        rows = _rows(X)
-        if rows is None:
-            return super()._prepare(X)
-        return [(1 / (1 + np.exp(-np.resize(row, (4, 4))))).astype(np.float32) for row in rows]
+    _own_input_tag = "three_d_array"
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array, tags.input_tags.three_d_array = True, False
-        return tags
+    def _from_row(self, row):
+        return (1 / (1 + np.exp(-np.resize(row, (4, 4))))).astype(np.float32)
 
 
 # Checks expected to fail, and why. Each is about numeric feature matrices, which these classifiers do not take,

@@ -46,6 +46,15 @@ def check_strip(r, text_patches: int) -> None:
     assert r.mask.tolist() == [True] * (text_patches + 1) + [False] * (N - text_patches - 1)
 
 
+def render_pairs(renderer, text: str):
+    """Render ASCII `text` (one grapheme a character), check one patch per two characters, and give the
+    rendering with its `(character pair, patch)` list."""
+    r = renderer.render(text)
+    n = math.ceil(len(text) / 2)
+    check_strip(r, n)
+    return r, [(text[2 * i : 2 * i + 2], patch(r.pixels, i)) for i in range(n)]
+
+
 @pytest.mark.parametrize(
     "text, n_chars",
     [
@@ -67,15 +76,12 @@ def test_patch_count_is_half_the_grapheme_count(renderer, text, n_chars):
 
 
 def test_each_patch_holds_exactly_its_two_characters(renderer):
-    text = "abcdefgh xyz!"
-    r = renderer.render(text)
-    n = math.ceil(len(text) / 2)
-    check_strip(r, n)
-    for i in range(n):
-        alone = renderer.render(text[2 * i : 2 * i + 2])
-        assert np.array_equal(patch(r.pixels, i), patch(alone.pixels, 0)), i
+    r, pairs = render_pairs(renderer, "abcdefgh xyz!")
+    for i, (pair, block) in enumerate(pairs):
+        alone = renderer.render(pair)
+        assert np.array_equal(block, patch(alone.pixels, 0)), i
     # A split at any other place gives other patches: the pairs really are (0,1), (2,3), ...
-    shifted = renderer.render(text[1:3])
+    shifted = renderer.render("bc")
     assert not np.array_equal(patch(r.pixels, 1), patch(shifted.pixels, 0))
 
 
@@ -93,14 +99,10 @@ def test_combining_marks_stay_with_their_letter(renderer):
 
 
 def test_ink_stays_inside_text_patches_and_every_patch_has_ink(renderer):
-    text = "The quick brown fox jumps over the lazy dog; WWMM mmww."
-    r = renderer.render(text)
-    n = math.ceil(len(text) / 2)
-    check_strip(r, n)
-    for i in range(n):
-        pair = text[2 * i : 2 * i + 2]
+    _, pairs = render_pairs(renderer, "The quick brown fox jumps over the lazy dog; WWMM mmww.")
+    for pair, block in pairs:
         if pair.strip():
-            assert ink_cols(patch(r.pixels, i)).size > 0, pair
+            assert ink_cols(block).size > 0, pair
 
 
 def test_bigram_is_centred_horizontally_on_the_continuous_baseline(renderer):

@@ -9,30 +9,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import multiseq
 from multiseq.checkpoint import list_training_checkpoints, load_model, read_training_checkpoint
 from multiseq.errors import ConfigError
-from multiseq.tasks.toy import count_task
 from multiseq.train import PretrainConfig, body_state, fit, pretrain
 from multiseq.train import loop as loop_module
+from tests.train._tiny import count_data
+from tests.train._tiny import tiny_model as _cfg
 
-TINY = dict(width=16, depth=1, adapter={"max_length": 24})
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _cfg(**kw):
-    return multiseq.get_model_config("local_bytes_tiny", **{**TINY, **kw})
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")  # one torch thread: tiny models, shared machine
 
 
 def _data(split="train", n=48):
-    return count_task(split, n=n, length=24)
+    return count_data(split, n)
 
 
 def _records(out):

@@ -6,32 +6,19 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-import multiseq
 from multiseq.checkpoint import list_training_checkpoints, resolve_model_file
 from multiseq.errors import ConfigError, UnknownNameError
-from multiseq.tasks.toy import count_task
 from multiseq.train import TrainConfig, fit
 from multiseq.train.lock import RunLock
+from tests.train._tiny import count_data
+from tests.train._tiny import tiny_model as _model
 
-TINY = dict(width=16, depth=1, adapter={"max_length": 24})
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _model():
-    return multiseq.get_model_config("local_bytes_tiny", **TINY)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")  # one torch thread: tiny models, shared machine
 
 
 def _data(n=32):
-    return count_task("train", n=n, length=24)
+    return count_data("train", n)
 
 
 @pytest.mark.parametrize("field, value, valid", [

@@ -31,25 +31,11 @@ from multiseq.train import (
     predict,
     stream_indices,
 )
+from tests.train._tiny import TINY
+from tests.train._tiny import tiny_model as _tiny_model
+from tests.train._tiny import count_data as _data
 
-TINY = dict(width=16, depth=1, adapter={"max_length": 24})
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models: one thread is faster than two fighting over a shared machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _data(split="train", n=None):
-    return count_task(split, n=n, length=24)
-
-
-def _tiny_model():
-    return multiseq.get_model_config("local_bytes_tiny", **TINY)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")  # one torch thread: tiny models, shared machine
 
 
 def test_lr_schedule_formula():
