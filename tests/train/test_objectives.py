@@ -176,3 +176,25 @@ def test_body_state_carries_everything_but_the_head():
     assert not unexpected and all(k.startswith("head.") for k in missing)
     for k, v in body_state(model).items():
         assert torch.equal(fresh.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("preset", multiseq.list_models("*_bytes_tiny"))
+def test_every_block_family_pretrains_then_fine_tunes(preset):
+    """Masked pretraining trains the body of every registered family; fine-tuning starts from that body exactly."""
+    torch.manual_seed(0)
+    model = multiseq.create_model(preset, adapter={"max_length": 64})
+    obj = SelfPretraining(model, PretrainConfig(mask_ratio=0.3))
+    x, m = model.encode(TEXTS)
+    opt = torch.optim.AdamW(obj.parameters(), lr=1e-3)
+    loss, stats = obj(x, m)
+    assert torch.isfinite(loss) and stats["count"] > 0
+    loss.backward()
+    trained = [n for n, p in model.named_parameters() if not n.startswith("head.") and p.grad is not None]
+    assert trained, "pretraining reached no body parameter"
+    opt.step()
+    body = body_state(model)
+    model.reset_classifier(3)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in body.items())
+    logits = model(x, m)
+    assert logits.shape == (len(TEXTS), 3) and torch.isfinite(logits).all()
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2])).backward()
