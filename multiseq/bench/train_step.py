@@ -10,10 +10,12 @@ Job keys: model, override (dict), batch, length, threads, warmup, repeats, min_t
 `bf16`: autocast), rank, world, master_port.
 
 Reported: step times (median, min) and steps/s, samples/s of the whole group; `flops_per_step`: what
-`FlopCounterMode` counts in one forward + backward of the whole batch, by the bare model (matmuls, convolutions, attention; not
-FFTs nor element-wise work, as usual for model FLOP utilisation); `matmul_gflops`: a square fp32 matmul of the
-model's largest matmul size (`matmul_size`, the cube root of its M x K x N), timed right after in the same process
-at the same thread count (with `world > 1`, on every rank at once, summed); `mfu` = achieved FLOP/s / matmul FLOP/s.
+`FlopCounterMode` counts in one forward + backward of the whole batch by the bare model (matmuls, convolutions,
+attention; not FFTs nor element-wise work, as usual for model FLOP utilisation); `matmul_gflops`: a square fp32
+matmul of the model's largest matmul size (`matmul_size`, the cube root of its M x K x N), timed after every step,
+in turns with the steps, in the same process at the same thread count (with `world > 1`, on every rank at once,
+summed), median (`matmul_gflops_best`: fastest); `mfu` = achieved FLOP/s / matmul FLOP/s (median step against
+median matmul; `mfu_best`: fastest against fastest).
 """
 
 from __future__ import annotations
@@ -57,21 +59,6 @@ def _largest_matmul(model: Any, step: Any) -> int:
             h.remove()
     n = round(max(sizes, default=512.0**3) ** (1 / 3) / 32) * 32
     return int(min(2048, max(128, n)))
-
-
-def matmul_gflops(n: int, reps: int = 7) -> float:
-    """Best fp32 GFLOP/s of an n x n x n matmul on the current threads."""
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
-    torch.mm(a, b, out=out)
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        torch.mm(a, b, out=out)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
 
 
 def run_train_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -121,21 +108,27 @@ def run_train_job(job: dict[str, Any]) -> dict[str, Any]:
     step()
     for _ in range(max(0, int(job.get("warmup", 2)) - 2)):
         step()
+    # The matmul probe is timed after every step, in turns with it, so that both see the same machine load (on a
+    # shared machine a probe taken once, before or after, can be off by 3x).
+    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    torch.mm(a, b, out=c)
     times: list[float] = []
+    mm_times: list[float] = []
     t_start = time.perf_counter()
     while len(times) < int(job.get("repeats", 5)) or (
         time.perf_counter() - t_start < float(job.get("min_time_s", 0.0)) and len(times) < 1000
     ):
         t0 = time.perf_counter()
         step()
-        times.append(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        torch.mm(a, b, out=c)
+        mm_times.append(time.perf_counter() - t1)
+        times.append(t1 - t0)
+    mm, mm_best = 2 * n**3 / statistics.median(mm_times) / 1e9, 2 * n**3 / min(mm_times) / 1e9
     if dist is not None:
-        dist.barrier()  # every rank measures the matmul at once, as they ran the steps
-    mm = matmul_gflops(n)
-    if dist is not None:
-        t = torch.tensor([mm], dtype=torch.float64)
-        dist.all_reduce(t)
-        mm = float(t)
+        t = torch.tensor([mm, mm_best], dtype=torch.float64)
+        dist.all_reduce(t)  # the group's matmul rate: every rank's, measured at once
+        mm, mm_best = t.tolist()
         dist.destroy_process_group()
     med, best = statistics.median(times), min(times)
     return {
@@ -154,6 +147,7 @@ def run_train_job(job: dict[str, Any]) -> dict[str, Any]:
         "matmul_size": n,
         "matmul_gflops": mm,
         "mfu": flops / med / 1e9 / mm,
-        "mfu_best": flops / best / 1e9 / mm,
+        "matmul_gflops_best": mm_best,
+        "mfu_best": flops / best / 1e9 / mm_best,
         "torch_threads": torch.get_num_threads(),
     }

@@ -59,7 +59,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--length", type=int, default=1024, help="--train: sequence length (tokens or patches)")
     p.add_argument("--procs", default="1", help="--train: comma-separated process counts; above 1, a data-parallel "
                    "group (gloo) with one thread per process and the batch split between them")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="--train: bf16 = CPU autocast")
+    p.add_argument("--precision", default="fp32", help="--train: fp32 and/or bf16 (CPU autocast), comma-separated")
     p.add_argument("--json", default="", help="write the record here")
     p.add_argument("--plot", default="", help="write the log-log plot here (PNG)")
     p.add_argument("--markdown", default="", help="write the Markdown tables here")
@@ -86,7 +86,7 @@ def _run_train(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError('--override must be a JSON object, e.g. {"width": 128}')
     spec = TrainSpec(model=args.model, batch=args.batch, length=args.length, override=override,
                      threads=tuple(_parse_list(args.threads, int)), procs=tuple(_parse_list(args.procs, int)),
-                     precision=args.precision, repeats=args.repeats, warmup=max(3, args.warmup),
+                     precision=tuple(_parse_list(args.precision)), repeats=args.repeats, warmup=max(3, args.warmup),
                      min_time_s=args.min_time, timeout=args.timeout)
     return benchmark_train(spec)
 
