@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--val-size", type=int, default=None, help="validation reviews (default: all 2,500)")
     p.add_argument("--max-length", type=int, default=2048, help="bytes per review (LRA: 4096)")
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + logistic-regression reference")
+    p.add_argument("--train-noise", type=float, default=0.0, metavar="P",
+                   help="attack each training review with probability P (a seeded random Zeroé attack at severity "
+                        "0.2-0.8, the same in every epoch; multiseq.robustness.augment.NoisyTraining)")
     args = p.parse_args(argv)
     if args.tiny:
         args.steps, args.batch_size, args.train_size, args.val_size, args.max_length = 6, 8, 48, 32, 256
@@ -40,11 +43,15 @@ def main(argv: list[str] | None = None) -> dict:
     names = ["neg", "pos"]
     train = _common.View(tasks.get("text", split="train", **opts), names, args.train_size, args.seed)
     val = _common.View(tasks.get("text", split="val", **opts), names, args.val_size, args.seed)
+    if args.train_noise:
+        from multiseq.robustness.augment import NoisyTraining
+
+        train = NoisyTraining(train, "all", args.train_noise, seed=args.seed)
     adapter = {"kind": "bytes", "max_length": args.max_length, "options": {}}
     summary = _common.run(
         args, NAME, train, val, model_overrides={"adapter": adapter},
         samples=lambda out: _common.write_text_samples(out / "samples.txt", [val[i] for i in range(8)]),
-        extra={"max_length": args.max_length},
+        extra={"max_length": args.max_length, "train_noise": args.train_noise},
     )
     if not args.no_baseline:
         _common.text_baseline(train, val, summary)

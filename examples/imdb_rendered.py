@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--train-size", type=int, default=None, help="reviews to train on (default: all 22,500)")
     p.add_argument("--val-size", type=int, default=None, help="validation reviews (default: all 2,500)")
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + logistic-regression reference")
+    p.add_argument("--train-noise", type=float, default=0.0, metavar="P",
+                   help="attack each training review with probability P (a seeded random Zeroé attack at severity "
+                        "0.2-0.8, the same in every epoch; multiseq.robustness.augment.NoisyTraining)")
     p.add_argument("--patches", type=int, default=529, help="patches per strip (529 = PIXEL)")
     p.add_argument("--rendering", choices=("words", "bigrams", "continuous"), default="words",
                    help="words: every word starts on a patch boundary; bigrams: two characters per patch; "
@@ -66,10 +69,15 @@ def main(argv: list[str] | None = None) -> dict:
     names, seed = ["neg", "pos"], args.seed
     train = _common.View(tasks.get("text", split="train", root=args.data, seed=seed), names, args.train_size, seed, clean)
     val = _common.View(tasks.get("text", split="val", root=args.data, seed=seed), names, args.val_size, seed, clean)
+    if args.train_noise:
+        from multiseq.robustness.augment import NoisyTraining
+
+        train = NoisyTraining(train, "all", args.train_noise, seed=args.seed)
     options = {"config": "pixel", "rendering": args.rendering}
     adapter = {"kind": "render", "max_length": args.patches, "options": options}
     summary = _common.run(args, NAME, train, val, model_overrides={"adapter": adapter},
-                          samples=lambda out: samples(out, val, args.rendering), extra=options | {"patches": args.patches})
+                          samples=lambda out: samples(out, val, args.rendering),
+                          extra=options | {"patches": args.patches, "train_noise": args.train_noise})
     if not args.no_baseline:
         _common.text_baseline(train, val, summary)
     return summary

@@ -1,13 +1,20 @@
-"""Byte-level against rendered-text IMDb classifiers under the ten Zeroé-style text attacks.
+"""Byte-level and rendered-text IMDb classifiers and the TF-IDF baseline under the ten Zeroé-style text attacks.
 
     python examples/robustness_imdb.py --out runs/robustness_imdb          # trains both at their default budgets
     python examples/robustness_imdb.py --bytes-run runs/imdb_bytes --render-run runs/imdb_rendered --out runs/rob
-    python examples/robustness_imdb.py --tiny --out /tmp/robustness_imdb   # seconds
+    python examples/robustness_imdb.py --bytes-run runs/imdb_bytes --render-run runs/imdb_rendered \\
+        --extra-run bytes_noisy=runs/imdb_bytes_noisy --out runs/rob          # also a model trained with --train-noise
+    python examples/robustness_imdb.py --tiny --out /tmp/robustness_imdb   # under a minute
 
-Trains the two models with `imdb_bytes.py` and `imdb_rendered.py` (or reuses finished runs), then evaluates both on
-the same validation reviews, clean and under every attack at severities 0.2, 0.5 and 0.8 (seeded per review).
-Writes `results.json`, `table.txt`, `accuracy_vs_severity.png` (the two models side by side) and noised examples
-with their rendered strips under `examples/`.
+Trains the two models with `imdb_bytes.py` and `imdb_rendered.py` (or reuses finished runs: the rendered run is
+read with the rendering recorded in it), fits scikit-learn's TF-IDF + logistic regression on the same training
+reviews as the byte run (`--no-tfidf` skips it), then evaluates every model on the same `--eval-size`
+class-balanced validation reviews (the validation split of the runs' seed, `<br />` replaced by spaces), clean and
+under every attack at severities 0.2, 0.5 and 0.8 (each review noised with its own seed, identically for every
+model). Every accuracy carries its 95% Wilson interval and every drop from clean a 95% paired-bootstrap interval
+over reviews (`multiseq.robustness.sweep`). Writes `results.json` (per-review outcomes included), `table.txt`,
+`table.md`, `accuracy_vs_severity.png` (a panel per attack, a line per model, interval bands), `summary.json` and
+noised examples with their rendered strips under `examples/`.
 """
 
 from __future__ import annotations
@@ -15,11 +22,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
+
+NAMES = ["neg", "pos"]
+
+
+def clean(text: str) -> str:
+    return text.replace("<br />", " ")
+
+
+def run_info(run: Path) -> dict:
+    """Seed and training size of a finished example run (from its config.json)."""
+    path = run / "config.json"
+    if not (run / "model.safetensors").is_file() or not path.is_file():
+        raise SystemExit(f"{run} is not a finished run (model.safetensors and config.json expected)")
+    cfg = json.loads(path.read_text())
+    return {"seed": cfg.get("train", {}).get("seed"), "train_size": cfg.get("task", {}).get("train_size")}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -29,50 +52,86 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data", default=None, help="IMDb archive or aclImdb folder (default: the task's own)")
     p.add_argument("--bytes-run", default=None, help="a finished imdb_bytes run directory to reuse")
     p.add_argument("--render-run", default=None, help="a finished imdb_rendered run directory to reuse")
-    p.add_argument("--eval-size", type=int, default=500, help="validation reviews swept")
+    p.add_argument("--extra-run", action="append", default=[], metavar="LABEL=DIR",
+                   help="more finished IMDb runs swept beside them (e.g. bytes_noisy=runs/imdb_bytes_noisy)")
+    p.add_argument("--no-tfidf", action="store_true", help="skip the TF-IDF + logistic-regression baseline")
+    p.add_argument("--eval-size", type=int, default=2000, help="class-balanced validation reviews swept")
     p.add_argument("--noise", default="all")
     p.add_argument("--severity", default="0.2,0.5,0.8")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the runs' train/val split and of the noise")
+    p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples (drop intervals)")
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     common = (["--data", args.data] if args.data else []) + (["--tiny"] if args.tiny else []) + ["--overwrite"]
     common += ["--quiet"] if args.quiet else []
-    runs = {}
+    common += ["--no-baseline", "--seed", str(args.seed)]
+    runs: dict[str, Path] = {}
     for key, script, given in (("bytes", "imdb_bytes", args.bytes_run), ("rendered", "imdb_rendered", args.render_run)):
         if given:
             runs[key] = Path(given)
             continue
-        module = __import__(script)
-        module.main(["--out", str(out / key), *common])
+        __import__(script).main(["--out", str(out / key), *common])
         runs[key] = out / key
+    for spec in args.extra_run:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or label in runs or label == "tfidf":
+            raise SystemExit(f"--extra-run takes LABEL=DIR with a new label, got {spec!r}")
+        runs[label] = Path(path)
+    infos = {k: run_info(r) for k, r in runs.items()}
+    for k, info in infos.items():
+        if info["seed"] is not None and info["seed"] != args.seed:
+            raise SystemExit(f"run {runs[k]} was trained with seed {info['seed']}, whose validation split differs "
+                             f"from seed {args.seed}'s; pass --seed {info['seed']}")
 
     import multiseq.tasks as tasks
     from multiseq.checkpoint import load_model
-    from multiseq.robustness.report import plot_sweeps, save_examples, write_json
-    from multiseq.robustness.sweep import format_table, sweep
+    from multiseq.robustness.report import plot_sweeps, save_examples, write_json, write_tables
+    from multiseq.robustness.sweep import sweep
 
     size = 16 if args.tiny else args.eval_size
     levels = [0.5] if args.tiny else [float(s) for s in args.severity.split(",")]
     noises = "truncate,confusable,phonetic" if args.tiny else args.noise
-    val = _common.View(tasks.get("text", split="val", root=args.data, seed=args.seed), ["neg", "pos"], size,
-                       args.seed, lambda t: t.replace("<br />", " "))
-    results, tables = {}, []
+    val = _common.View(tasks.get("text", split="val", root=args.data, seed=args.seed), NAMES, size, args.seed, clean)
+    results, titles = {}, {}
     for key, run in runs.items():
         model = load_model(run / "model.safetensors")
-        res = sweep(model, val, noises, levels, seed=args.seed, batch_size=16, progress=not args.quiet)
-        res["run"] = str(run)
+        res = sweep(model, val, noises, levels, seed=args.seed, batch_size=args.batch_size, progress=not args.quiet,
+                    bootstrap=args.bootstrap)
+        options = model.config.adapter.options or {}
+        res.update(run=str(run), model=model.config.name, adapter=model.config.adapter.kind,
+                   rendering=options.get("rendering"), train_size=infos[key]["train_size"])
         results[key] = res
-        tables.append(format_table(res, title=f"== {key} ({model.config.name}, {run})"))
+        titles[key] = f"== {key} ({model.config.name}, {run})"
+    if not args.no_tfidf:
+        from multiseq.baselines import text_baseline
+
+        train_size = infos["bytes"]["train_size"]
+        full = tasks.get("text", split="train", root=args.data, seed=args.seed)
+        train = _common.View(full, NAMES, None if not train_size or train_size >= len(full) else train_size,
+                             args.seed, clean)
+        rows = [train[i] for i in range(len(train))]
+        t0 = time.perf_counter()
+        base = text_baseline([t for t, _ in rows], [y for _, y in rows], [val[0][0]], [val[0][1]])
+        res = sweep(base.model, val, noises, levels, seed=args.seed, batch_size=512, bootstrap=args.bootstrap)
+        res.update(run=None, model="tfidf_logreg", train_size=len(train), fit_seconds=round(base.seconds, 1),
+                   sweep_seconds=round(time.perf_counter() - t0 - base.seconds, 1))
+        results["tfidf"] = res
+        titles["tfidf"] = f"== tfidf (TF-IDF 1-2 grams + logistic regression, fitted on {len(train)} training reviews)"
     write_json(results, out / "results.json")
-    (out / "table.txt").write_text("\n\n".join(tables) + "\n")
+    text = write_tables(results, out, titles)
     plot_sweeps(results, out / "accuracy_vs_severity.png")
     save_examples(val, out / "examples", noises, levels, args.seed, count=2)
-    print("\n\n".join(tables))
-    summary = {k: {"clean": v["clean_accuracy"], "mean_noisy": sum(r["accuracy"] for r in v["rows"]) / len(v["rows"])}
+    print(text)
+    summary = {k: {"clean": [v["clean_accuracy"], v["clean_low"], v["clean_high"]],
+                   "mean_noisy": sum(r["accuracy"] for r in v["rows"]) / len(v["rows"]),
+                   "largest_drop": max(([r["drop"], r["drop_low"], r["drop_high"], r["noise"], r["severity"]]
+                                        for r in v["rows"]), key=lambda r: r[0])}
                for k, v in results.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {out}/results.json, table.txt, table.md, accuracy_vs_severity.png, summary.json, examples/")
     return results
 
 

@@ -32,15 +32,17 @@ def add_robustness_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="evaluate on a seeded, class-balanced subset of N examples (--seed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples for the drop's interval")
     p.add_argument("--examples", type=int, default=2, help="noised examples saved for inspection")
-    p.add_argument("--out", default="robustness", help="output folder (results.json, table.txt, plot, examples)")
+    p.add_argument("--out", default="robustness",
+                   help="output folder (results.json, table.txt, table.md, accuracy_vs_severity.png, examples/)")
     p.add_argument("--quiet", action="store_true")
 
 
 def run_robustness(args: argparse.Namespace) -> int:
     from multiseq.checkpoint import load_model, resolve_model_file
-    from multiseq.robustness.report import plot_sweeps, save_examples, write_json
-    from multiseq.robustness.sweep import format_table, sweep
+    from multiseq.robustness.report import plot_sweeps, save_examples, write_json, write_tables
+    from multiseq.robustness.sweep import sweep
     from multiseq.tasks import load_task
 
     options = dict(args.task_option)
@@ -48,7 +50,7 @@ def run_robustness(args: argparse.Namespace) -> int:
         options["root"] = args.data
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results, tables = {}, []
+    results, titles = {}, {}
     for run in [args.checkpoint, *args.compare]:
         model = load_model(resolve_model_file(run))
         # Each model reads the task through its own adapter (bytes, rendered text, pixels...).
@@ -56,14 +58,15 @@ def run_robustness(args: argparse.Namespace) -> int:
         label = Path(run).name or str(run)
         if label in results:
             raise ConfigError(f"two runs share the name {label!r}; give them distinct directories")
-        res = sweep(model, data, args.noise, args.severity, args.seed, args.batch_size, progress=not args.quiet)
+        res = sweep(model, data, args.noise, args.severity, args.seed, args.batch_size, progress=not args.quiet,
+                    bootstrap=args.bootstrap)
         res.update({"checkpoint": str(run), "task": args.task, "split": args.split})
         results[label] = res
-        tables.append(format_table(res, title=f"== {label} ({args.task}/{args.split})"))
+        titles[label] = f"== {label} ({args.task}/{args.split})"
     write_json(results, out / "results.json")
-    (out / "table.txt").write_text("\n\n".join(tables) + "\n")
+    text = write_tables(results, out, titles)
     plot_sweeps(results, out / "accuracy_vs_severity.png")
     save_examples(data, out / "examples", args.noise, args.severity, args.seed, args.examples)
-    print("\n\n".join(tables))
-    print(f"wrote {out}/results.json, table.txt, accuracy_vs_severity.png, examples/")
+    print(text)
+    print(f"wrote {out}/results.json, table.txt, table.md, accuracy_vs_severity.png, examples/")
     return 0

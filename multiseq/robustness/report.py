@@ -21,30 +21,63 @@ def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def plot_sweeps(results: dict[str, dict[str, Any]], path: str | os.PathLike) -> Path:
-    """Accuracy against severity, one line per noise; several models (e.g. byte-level and rendered-text) side by
-    side, one panel each, same axes. `results`: model label -> sweep result."""
+    """Accuracy against severity, one panel per noise, one line per model (`results`: model label -> sweep result,
+    swept over the same inputs), with the 95% interval of every point as a band (Wilson; severity 0 is clean)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4.2), sharey=True, squeeze=False)
-    for ax, (label, res) in zip(axes[0], results.items()):
-        names = list(dict.fromkeys(r["noise"] for r in res["rows"]))
-        for n in names:
-            pts = sorted((r["severity"], r["accuracy"]) for r in res["rows"] if r["noise"] == n)
-            ax.plot([0] + [p[0] for p in pts], [res["clean_accuracy"]] + [p[1] for p in pts], "o-", markersize=3, label=n)
-        ax.set_title(f"{label} (clean {res['clean_accuracy']:.3f})")
-        ax.set_xlabel("severity")
+    names = list(dict.fromkeys(r["noise"] for res in results.values() for r in res["rows"]))
+    cols = min(5, max(1, len(names)))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows + 0.6), sharey=True, squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, noise in zip(axes.flat, names):
+        for k, (label, res) in enumerate(results.items()):
+            pts = sorted((r["severity"], r["accuracy"], r.get("accuracy_low", r["accuracy"]),
+                          r.get("accuracy_high", r["accuracy"])) for r in res["rows"] if r["noise"] == noise)
+            if not pts:
+                continue
+            clean = res["clean_accuracy"]
+            xs = [0.0] + [p[0] for p in pts]
+            ys = [clean] + [p[1] for p in pts]
+            lo = [res.get("clean_low", clean)] + [p[2] for p in pts]
+            hi = [res.get("clean_high", clean)] + [p[3] for p in pts]
+            color = f"C{k % 10}"
+            ax.plot(xs, ys, "o-", color=color, markersize=3, label=f"{label} (clean {clean:.3f})")
+            ax.fill_between(xs, lo, hi, color=color, alpha=0.18, linewidth=0)
+        ax.set_title(noise, fontsize=9)
+        ax.set_xlabel("severity", fontsize=8)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accuracy")
-    axes[0][-1].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+        ax.tick_params(labelsize=7)
+    for r in range(rows):
+        axes[r][0].set_ylabel("accuracy", fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    n = {res["n"] for res in results.values()}
+    fig.legend(handles, labels, loc="upper center", ncol=max(1, len(labels)), fontsize=8, frameon=False)
+    fig.text(0.5, 0.005, f"{', '.join(map(str, sorted(n)))} examples; bands: 95% Wilson intervals", ha="center",
+             fontsize=7)
+    fig.tight_layout(rect=(0, 0.02, 1, 1 - 0.35 / (2.9 * rows + 0.6)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def write_tables(results: dict[str, dict[str, Any]], out_dir: str | os.PathLike, titles: dict[str, str] | None = None) -> str:
+    """`table.txt` (one plain table per model) and `table.md` (all models side by side) with 95% intervals;
+    returns the text tables."""
+    from multiseq.robustness.sweep import format_table, markdown_table
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = "\n\n".join(format_table(res, title=(titles or {}).get(label, f"== {label}")) for label, res in results.items())
+    atomic_write_bytes(out / "table.txt", (text + "\n").encode())
+    atomic_write_bytes(out / "table.md", markdown_table(results).encode())
+    return text
 
 
 def save_examples(
