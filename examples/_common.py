@@ -54,6 +54,8 @@ def parser(description: str, model: str, steps: int, batch_size: int, lr: float 
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (data preparation runs there)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when present)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto: bf16 autocast on CUDA, fp32 on CPU; bf16 also on CPUs with bf16 instructions")
     p.add_argument("--quiet", action="store_true", help="plain log lines instead of progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     return p
@@ -119,7 +121,7 @@ def run(
         return TrainConfig(
             steps=steps, budget_minutes=minutes or None, batch_size=args.batch_size, lr=args.lr,
             weight_decay=args.weight_decay, seed=args.seed, log_every=max(1, (steps or 400) // 20), eval_every=0,
-            num_workers=args.workers, warmup_steps=min(30, max(1, (steps or 600) // 20)),
+            num_workers=args.workers, warmup_steps=min(30, max(1, (steps or 600) // 20)), precision=args.precision,
         )
 
     t0 = time.perf_counter()
@@ -155,6 +157,7 @@ def run(
         "val_loss": metrics["loss"],
         "train_seconds": round(train_s, 1),
         "threads": torch.get_num_threads(),
+        "precision": args.precision,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "tiny": bool(args.tiny),
         "out": str(out),
