@@ -9,8 +9,9 @@ What makes them learn in minutes rather than hours (each measured on IMDb valida
 * an early downsampling stem (`StemConfig`): bytes are merged 4 to 1 by a strided convolution before the first
   block, so the blocks run on 512 positions instead of 2,048;
 * LayerScale (`layer_scale=0.01`): each residual branch starts near zero, so the stem's n-gram features reach the
-  head from the first step and the S4D layer adds long-range context as it learns (without it the same model was
-  0.65-0.70 after 16,000-22,000 reviews instead of 0.74 after 10,000);
+  head from the first step and the S4D layer adds long-range context as it learns (development runs scored on
+  1,000 validation reviews: without it, 0.65 after 16,000 training reviews and 0.70 after 22,600; with it, 0.74
+  after 10,200 and 0.76 after 12,300);
 * mean and max pooling concatenated (`meanmax`): max pooling finds the few decisive phrases of a long review;
 * one S4D layer of width 128 with a 2x feed-forward, batch 32, AdamW at 3e-3, weight decay 0.05, cosine decay.
 """
