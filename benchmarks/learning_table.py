@@ -1,0 +1,74 @@
+"""Collect the `metrics.json` of example runs into the learning results table (markdown) and a JSON-lines record.
+
+    python benchmarks/learning_table.py runs/bytes_scratch runs/bytes_spt --out benchmarks/results/learning-cpu
+
+Each run folder is one written by an example (`examples/imdb_bytes.py`, `examples/imdb_rendered.py`, ...) with its
+budget, steps, samples seen, wall time, threads, load average, validation accuracy and, for text, the TF-IDF +
+logistic-regression reference on the same split. The command that made a row is taken from `--commands` (one per
+run, in order) or left for the reader to add.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+COLUMNS = ("example", "model", "input", "stage", "precision", "budget (min)", "pretrain steps", "fine-tune steps", "samples seen",
+           "wall (s)", "threads", "load avg", "val acc", "TF-IDF val acc", "majority", "val n")
+
+
+def row(summary: dict) -> dict:
+    pre = summary.get("pretrain_steps")
+    bs = summary.get("batch_size", 0)
+    return {
+        "example": summary.get("example"),
+        "model": summary.get("model"),
+        "input": (f"{summary['rendering']} rendering, {summary.get('patches')} patches" if summary.get("rendering")
+                  else f"{summary.get('max_length')} bytes"),
+        "precision": summary.get("precision", "auto"),
+        "stage": f"SPT {summary['pretrain_fraction']:.0%} + fine-tune" if summary.get("pretrain_fraction") else "scratch",
+        "budget (min)": summary.get("budget_minutes"),
+        "pretrain steps": pre or 0,
+        "fine-tune steps": summary.get("steps"),
+        "samples seen": (pre or 0) * bs + summary.get("steps", 0) * bs,
+        "wall (s)": summary.get("train_seconds"),
+        "threads": summary.get("threads"),
+        "load avg": summary.get("load_average", [None])[0],
+        "val acc": round(summary["val_accuracy"], 4),
+        "TF-IDF val acc": summary.get("tfidf_val_accuracy"),
+        "majority": summary.get("majority_val_accuracy"),
+        "val n": summary.get("val_size"),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", help="run folders holding metrics.json")
+    p.add_argument("--out", required=True, help="output path without suffix (.md and .jsonl are written)")
+    p.add_argument("--commands", nargs="*", default=None, help="the command of each run, in order")
+    p.add_argument("--title", default="Learning on a 2-core CPU")
+    args = p.parse_args(argv)
+    rows, records = [], []
+    for i, folder in enumerate(args.runs):
+        summary = json.loads((Path(folder) / "metrics.json").read_text())
+        r = row(summary)
+        if args.commands and i < len(args.commands):
+            r["command"] = args.commands[i]
+        rows.append(r)
+        records.append({**summary, "row": r})
+    lines = [f"# {args.title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        lines.append("| " + " | ".join("" if r[c] is None else str(r[c]) for c in COLUMNS) + " |")
+    commands = [f"- {r['example']} ({r['stage']}): `{r['command']}`" for r in rows if r.get("command")]
+    if commands:
+        lines += ["", "Commands:", "", *commands]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".jsonl").write_text("".join(json.dumps(rec) + "\n" for rec in records))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
