@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import multiseq.tasks as tasks
     from multiseq.checkpoint import load_model
-    from multiseq.robustness.report import plot_sweeps, save_examples, write_json, write_tables
+    from multiseq.robustness.report import write_report
     from multiseq.robustness.sweep import sweep
 
     size = 16 if args.tiny else args.eval_size
@@ -120,17 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
                    sweep_seconds=round(time.perf_counter() - t0 - base.seconds, 1))
         results["tfidf"] = res
         titles["tfidf"] = f"== tfidf (TF-IDF 1-2 grams + logistic regression, fitted on {len(train)} training reviews)"
-    write_json(results, out / "results.json")
-    text = write_tables(results, out, titles)
-    plot_sweeps(results, out / "accuracy_vs_severity.png")
-    save_examples(val, out / "examples", noises, levels, args.seed, count=2)
-    print(text)
-    summary = {k: {"clean": [v["clean_accuracy"], v["clean_low"], v["clean_high"]],
-                   "mean_noisy": sum(r["accuracy"] for r in v["rows"]) / len(v["rows"]),
-                   "largest_drop": max(([r["drop"], r["drop_low"], r["drop_high"], r["noise"], r["severity"]]
-                                        for r in v["rows"]), key=lambda r: r[0])}
-               for k, v in results.items()}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(write_report(results, out, titles, val, noises, levels, args.seed))
     print(f"wrote {out}/results.json, table.txt, table.md, accuracy_vs_severity.png, summary.json, examples/")
     return results
 

@@ -158,3 +158,30 @@ def _grid(tiles: list[list[np.ndarray]], pad: int = 2) -> Image.Image:
     scale = max(1, 96 // h)
     img = Image.fromarray(canvas)
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+
+
+def write_report(
+    results: dict[str, dict[str, Any]], out_dir: str | os.PathLike, titles: dict[str, str], data: Any,
+    noises: Any, severities: Any, seed: int,
+) -> str:
+    """Everything a sweep of several models writes into `out_dir`: `results.json`, `table.txt`, `table.md`,
+    `accuracy_vs_severity.png`, noised `examples/` of `data` and `summary.json` (per model: clean accuracy with its
+    interval, mean accuracy under noise, and the largest drop with its interval). Returns the text table."""
+    out = Path(out_dir)
+    write_json(results, out / "results.json")
+    text = write_tables(results, out, titles)
+    plot_sweeps(results, out / "accuracy_vs_severity.png")
+    save_examples(data, out / "examples", noises, severities, seed, count=2)
+    summary = {
+        k: {
+            "clean": [v["clean_accuracy"], v["clean_low"], v["clean_high"]],
+            "mean_noisy": sum(r["accuracy"] for r in v["rows"]) / len(v["rows"]),
+            "largest_drop": max(
+                ([r["drop"], r["drop_low"], r["drop_high"], r["noise"], r["severity"]] for r in v["rows"]),
+                key=lambda r: r[0],
+            ),
+        }
+        for k, v in results.items()
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return text
