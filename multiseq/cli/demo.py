@@ -40,8 +40,8 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch threads; 0 = 2 on an idle machine, 1 when the cores are already busy")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: 2 on an idle machine, 1 when the cores are already busy)")
     p.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
 
 
@@ -53,7 +53,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from multiseq.models import get_model_config
     from multiseq.train import evaluate, fit
 
-    threads = args.threads or _auto_threads()
+    threads = args.threads if args.threads is not None else _auto_threads()
     torch.set_num_threads(threads)
     t0 = time.time()
     out = Path(args.out)
