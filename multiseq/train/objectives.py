@@ -153,9 +153,9 @@ class SelfPretraining(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         """x, mask: adapter output -> (scalar loss, {"count": scored inputs, "correct": token hits or 0})."""
         target = self.targets(x)
+        real_in = mask if mask is not None else torch.ones(target.shape[:2], dtype=torch.bool, device=x.device)
         replace = None
         if not self.causal:
-            real_in = self._input_mask(x, mask)
             windows = _windows(real_in, self.stride)  # (B, W)
             chosen = span_mask(windows, self.ratio, self.span)
             replace = chosen.repeat_interleave(self.stride, dim=1)[:, : real_in.shape[1]] & real_in
@@ -170,7 +170,6 @@ class SelfPretraining(nn.Module):
             pred = z.new_zeros(*z.shape[:2], self.recon.out_features)
             pred[chosen] = self.recon(z[chosen]).to(pred.dtype)
         pred = rearrange(pred, "b w (s k) -> b (w s) k", s=self.stride)
-        real_in = self._input_mask(x, mask)
         L = real_in.shape[1]
         if self.causal:
             # Window j has read inputs up to the end of window j; it predicts window j + 1.
@@ -181,13 +180,6 @@ class SelfPretraining(nn.Module):
             pred = pred[:, :L]
             scored = replace
         return self._loss(pred, target, scored)
-
-    def _input_mask(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        if mask is not None:
-            return mask
-        B = x.shape[0]
-        L = self.targets(x).shape[1]
-        return torch.ones(B, L, dtype=torch.bool, device=x.device)
 
     def _loss(self, pred: Tensor, target: Tensor, scored: Tensor) -> tuple[Tensor, dict[str, float]]:
         count = int(scored.sum())
