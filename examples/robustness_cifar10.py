@@ -5,9 +5,9 @@
         --out runs/robustness_cifar10
     python examples/robustness_cifar10.py --tiny --out /tmp/robustness_cifar10   # under a minute
 
-The two models: `examples/cifar10_patches.py` (4 x 4 RGB patches, 64 tokens) and a pixel-sequence model trained
-here (`train_pixels`: the LRA Image view, 1,024 grayscale tokens, preset `--pixels-model`, default
-`s4d_pixels_tiny`), both on the same seeded training images; finished runs are reused with `--patches-run` /
+The two models: `examples/cifar10_patches.py` (4 x 4 RGB patches, 64 tokens) and `examples/cifar10_pixels.py`
+(the LRA Image view, 1,024 grayscale tokens, preset `--pixels-model`, default the CPU recipe `s4d_image_pixels`),
+both on the same seeded training images; finished runs are reused with `--patches-run` /
 `--pixels-run`. Both are evaluated on the same `--eval-size` class-balanced validation images (the validation split
 of the runs' seed), clean and under every corruption (`multiseq.robustness.image_noise`, CIFAR-10-C constants) at
 severities 1 to 5, each image corrupted with its own seed, identically for both models. Every accuracy carries its
@@ -27,28 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
 
-PIXELS = "cifar10_pixels"
-
-
-def train_pixels(argv: list[str] | None = None) -> dict:
-    """Train the pixel-sequence CIFAR-10 model (grayscale tokens) with the shared example options."""
-    p = _common.parser("Pixel-sequence CIFAR-10 (1,024 grayscale tokens)", model="s4d_pixels_tiny", steps=300,
-                       batch_size=64, lr=2e-3)
-    p.add_argument("--train-size", type=int, default=19200)
-    p.add_argument("--val-size", type=int, default=1000)
-    args = p.parse_args(argv)
-    if args.tiny:
-        args.steps, args.batch_size, args.train_size, args.val_size = 6, 16, 96, 40
-    import multiseq.tasks as tasks
-
-    train_ds = tasks.get("cifar10", split="train", view="gray", root=args.data, seed=args.seed)
-    val_ds = tasks.get("cifar10", split="val", view="gray", root=args.data, seed=args.seed)
-    names = list(train_ds.classes)
-    train = _common.View(train_ds, names, args.train_size, args.seed)
-    val = _common.View(val_ds, names, args.val_size, args.seed)
-    return _common.run(args, PIXELS, train, val)
-
-
 def run_seed(run: Path) -> int | None:
     path = run / "config.json"
     if not (run / "model.safetensors").is_file() or not path.is_file():
@@ -63,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data", default=None, help="CIFAR-10 archive or folder (default: the task's own)")
     p.add_argument("--patches-run", default=None, help="a finished cifar10_patches run directory to reuse")
     p.add_argument("--pixels-run", default=None, help="a finished pixel-sequence run directory to reuse")
-    p.add_argument("--pixels-model", default="s4d_pixels_tiny", help="preset of the pixel-sequence model trained here")
+    p.add_argument("--pixels-model", default="s4d_image_pixels", help="preset of the pixel-sequence model trained here")
     p.add_argument("--eval-size", type=int, default=1000, help="class-balanced validation images swept")
     p.add_argument("--noise", default="all")
     p.add_argument("--severity", default="1,2,3,4,5")
@@ -87,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.pixels_run:
         runs["pixels"] = Path(args.pixels_run)
     else:
-        train_pixels(["--out", str(out / "pixels"), "--model", args.pixels_model, *common])
+        __import__("cifar10_pixels").main(["--out", str(out / "pixels"), "--model", args.pixels_model, *common])
         runs["pixels"] = out / "pixels"
     for k, run in runs.items():
         seed = run_seed(run)

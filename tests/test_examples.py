@@ -27,6 +27,7 @@ CASES = {
     "imdb_bytes": (["--data", str(IMDB)], "bytes", ["samples.txt"]),
     "imdb_rendered": (["--data", str(IMDB)], "render", ["samples.txt", "render_0_label*_strip.png"]),
     "cifar10_patches": (["--data", str(CIFAR)], "patches", ["samples.png"]),
+    "cifar10_pixels": (["--data", str(CIFAR)], "pixels", ["samples.png"]),
     "pathfinder_pixels": (["--data", "{gen}", "--gen-workers", "1"], "pixels", ["samples.png"]),
     "listops": (["--data", "{gen}", "--gen-workers", "1"], "listops", ["samples.txt"]),
     "retrieval": (["--data", str(IMDB)], "bytes", ["samples.txt"]),

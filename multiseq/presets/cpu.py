@@ -14,6 +14,11 @@ What makes them learn in minutes rather than hours (each measured on IMDb valida
   after 10,200 and 0.76 after 12,300);
 * mean and max pooling concatenated (`meanmax`): max pooling finds the few decisive phrases of a long review;
 * one S4D layer of width 128 with a 2x feed-forward, batch 32, AdamW at 3e-3, weight decay 0.05, cosine decay.
+
+The Long Range Arena recipes (`s4d_listops_tokens`, `s4d_pathfinder_pixels`, `s4d_image_pixels`) use the same
+parts with a 20-minute budget. Pixel images are flattened row by row, so a stem of stride 32 (one image row per
+position) with a kernel of 96 (the row and its two neighbours) turns a 32 x 32 image into 32 positions that each
+see a 3-row band; the S4D layers then mix the rows.
 """
 
 from __future__ import annotations
@@ -38,14 +43,20 @@ def _register(name: str, config: ModelConfig, train: dict[str, Any]) -> None:
 
 _S4D = BlockSpec("s4d", {"d_state": 64})
 _TRAIN_30_MIN = dict(batch_size=32, lr=3e-3, weight_decay=0.05, warmup_steps=30, budget_minutes=30.0)
+_TRAIN_20_MIN = {**_TRAIN_30_MIN, "budget_minutes": 20.0}
 
 
-def _s4d_recipe(name: str, adapter: AdapterConfig, **fields: Any) -> ModelConfig:
-    """One S4D layer of width 128 with a 2x feed-forward, LayerScale and mean+max pooling."""
+def _s4d_recipe(name: str, adapter: AdapterConfig, depth: int = 1, dropout: float = 0.1,
+                **fields: Any) -> ModelConfig:
+    """S4D layers (default one) of width 128 with a 2x feed-forward, LayerScale and mean+max pooling."""
     return ModelConfig(
-        name=name, adapter=adapter, blocks=(_S4D,), width=128, depth=1, positional="none", ffn_mult=2.0,
-        dropout=0.1, head=HeadConfig(pool="meanmax"), layer_scale=0.01, **fields,
+        name=name, adapter=adapter, blocks=(_S4D,), width=128, depth=depth, positional="none", ffn_mult=2.0,
+        dropout=dropout, head=HeadConfig(pool="meanmax"), layer_scale=0.01, **fields,
     )
+
+
+_PIXELS_32 = AdapterConfig("pixels", max_length=1024, options={"image_size": [32, 32]})
+_ROW_BANDS = StemConfig(stride=32, kernel=96, width=32)
 
 
 _register(
@@ -61,4 +72,20 @@ _register(
         "s4d_imdb_render", AdapterConfig("render", max_length=529, options={"config": "pixel", "rendering": "words"})
     ),
     _TRAIN_30_MIN,
+)
+_register(
+    "s4d_listops_tokens",
+    _s4d_recipe("s4d_listops_tokens", AdapterConfig("listops", max_length=2000), depth=2, dropout=0.0,
+                stem=StemConfig(stride=4, kernel=8, width=64)),
+    _TRAIN_20_MIN,
+)
+_register(
+    "s4d_pathfinder_pixels",
+    _s4d_recipe("s4d_pathfinder_pixels", _PIXELS_32, depth=3, dropout=0.0, stem=_ROW_BANDS),
+    _TRAIN_20_MIN,
+)
+_register(
+    "s4d_image_pixels",
+    _s4d_recipe("s4d_image_pixels", _PIXELS_32, depth=3, dropout=0.0, stem=_ROW_BANDS),
+    _TRAIN_20_MIN,
 )
