@@ -81,7 +81,8 @@ _register(
 )
 _register(
     "s4d_pathfinder_pixels",
-    _s4d_recipe("s4d_pathfinder_pixels", _PIXELS_32, depth=3, dropout=0.0, stem=_ROW_BANDS),
+    _s4d_recipe("s4d_pathfinder_pixels", _PIXELS_32, depth=3, dropout=0.0,
+                stem=StemConfig(stride=8, kernel=24, width=32)),
     _TRAIN_20_MIN,
 )
 _register(
