@@ -24,8 +24,9 @@ def row(summary: dict) -> dict:
     return {
         "example": summary.get("example"),
         "model": summary.get("model"),
-        "input": (f"{summary['rendering']} rendering, {summary.get('patches')} patches" if summary.get("rendering")
-                  else f"{summary.get('max_length')} bytes"),
+        "input": summary.get("input") or (
+            f"{summary['rendering']} rendering, {summary.get('patches')} patches" if summary.get("rendering")
+            else f"{summary.get('max_length')} bytes"),
         "precision": summary.get("precision", "auto"),
         "stage": f"SPT {summary['pretrain_fraction']:.0%} + fine-tune" if summary.get("pretrain_fraction") else "scratch",
         "budget (min)": summary.get("budget_minutes"),

@@ -34,6 +34,15 @@ class View(Subset):
         return (self.transform(raw) if self.transform else raw), label
 
 
+def labels_of(view: Any) -> Any:
+    """The labels of a `View` (or other `Subset`) in its order, or None when its dataset has no `labels`."""
+    labels = getattr(getattr(view, "data", None), "labels", None)
+    indices = getattr(view, "indices", None)
+    if labels is None or indices is None or len(labels) != len(view.data):
+        return None
+    return [labels[i] for i in indices]
+
+
 def parser(description: str, model: str, steps: int, batch_size: int, lr: float = 1e-3,
            weight_decay: float = 0.01) -> argparse.ArgumentParser:
     """The shared options; an example adds its own (data sizes, lengths)."""
@@ -163,6 +172,11 @@ def run(
         "out": str(out),
         **(extra or {}),
     }
+    train_labels, val_labels = labels_of(train), labels_of(val)
+    if train_labels is not None and val_labels is not None and len(train_labels) and len(val_labels):
+        from multiseq.baselines import majority_accuracy
+
+        summary["majority_val_accuracy"] = majority_accuracy(train_labels, val_labels)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"{name}: val accuracy {metrics['accuracy']:.4f} on {len(val)} examples after {steps} steps "
           f"({train_s:.0f} s); outputs in {out}")

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
     # The model reads ListOps with the task's own adapter (model_for_data takes it from the dataset).
     train.adapter = val.adapter = train.data.adapter
     return _common.run(args, NAME, train, val,
-                       samples=lambda out: _common.write_text_samples(out / "samples.txt", [val[i] for i in range(8)]))
+                       samples=lambda out: _common.write_text_samples(out / "samples.txt", [val[i] for i in range(8)]),
+                       extra={"input": "ListOps tokens, <= 2,000"})
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows = [val[i] for i in range(min(16, len(val)))]
         _common.save_image_grid(out / "samples.png", [r[0] for r in rows], [r[1] for r in rows], names)
 
-    return _common.run(args, NAME, train, val, samples=samples)
+    return _common.run(args, NAME, train, val, samples=samples,
+                       extra={"input": "1024 gray pixels"})
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ def test_example_tiny(name, tmp_path, generated):
         torch.set_num_threads(threads)
     written = json.loads((out / "metrics.json").read_text())
     assert written == summary and written["tiny"] and 0.0 <= written["val_accuracy"] <= 1.0
+    assert 0.0 <= written["majority_val_accuracy"] <= 1.0  # the floor printed beside every result
     for f in ("curves.png", "confusion.png", "metrics.jsonl", "config.json"):
         assert (out / f).is_file(), f
     for pattern in sample_files:
