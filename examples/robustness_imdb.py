@@ -13,8 +13,10 @@ class-balanced validation reviews (the validation split of the runs' seed, `<br 
 under every attack at severities 0.2, 0.5 and 0.8 (each review noised with its own seed, identically for every
 model). Every accuracy carries its 95% Wilson interval and every drop from clean a 95% paired-bootstrap interval
 over reviews (`multiseq.robustness.sweep`). Writes `results.json` (per-review outcomes included), `table.txt`,
-`table.md`, `accuracy_vs_severity.png` (a panel per attack, a line per model, interval bands), `summary.json` and
-noised examples with their rendered strips under `examples/`.
+`table.md`, `accuracy_vs_severity.png` (a panel per attack, a line per model, interval bands), `summary.json`,
+noised examples with their rendered strips under `examples/`, and `goal.json`: under `confusable` and `phonetic` at
+0.5, the rendered model's drop against half the byte model's and against TF-IDF's, as paired-bootstrap intervals
+(`multiseq.robustness.compare`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,30 @@ def run_info(run: Path) -> dict:
         raise SystemExit(f"{run} is not a finished run (model.safetensors and config.json expected)")
     cfg = json.loads(path.read_text())
     return {"seed": cfg.get("train", {}).get("seed"), "train_size": cfg.get("task", {}).get("train_size")}
+
+
+def goal(results: dict, out: Path, noises: tuple[str, ...] = ("confusable", "phonetic"), severity: float = 0.5,
+         seed: int = 0) -> list[dict]:
+    """The rendered model against the byte model (does it lose at most half as much?) and against TF-IDF (does it
+    lose less?) under `noises` at `severity`, each with a paired bootstrap interval; written to `goal.json`."""
+    from multiseq.robustness.compare import compare_drops
+
+    checks = []
+    for noise in noises:
+        for other, factor in (("bytes", 0.5), ("tfidf", 1.0)):
+            if "rendered" not in results or other not in results:
+                continue
+            if not any(r["noise"] == noise and r["severity"] == severity for r in results["rendered"]["rows"]):
+                continue
+            c = compare_drops(results["rendered"], results[other], noise, severity, factor=factor, seed=seed)
+            c.update(a="rendered", b=other, holds=c["high"] < 0, refuted=c["low"] > 0)
+            checks.append(c)
+            verdict = "holds" if c["holds"] else "is refuted" if c["refuted"] else "is not decided at this size"
+            print(f"{noise} {severity}: drop rendered {c['drop_a']:.3f}, {other} {c['drop_b']:.3f}; "
+                  f"rendered - {factor:g} x {other} = {c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]: "
+                  f"the goal {verdict}")
+    (out / "goal.json").write_text(json.dumps(checks, indent=2) + "\n")
+    return checks
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -121,7 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
         results["tfidf"] = res
         titles["tfidf"] = f"== tfidf (TF-IDF 1-2 grams + logistic regression, fitted on {len(train)} training reviews)"
     print(write_report(results, out, titles, val, noises, levels, args.seed))
-    print(f"wrote {out}/results.json, table.txt, table.md, accuracy_vs_severity.png, summary.json, examples/")
+    goal(results, out, seed=args.seed)
+    print(f"wrote {out}/results.json, table.txt, table.md, accuracy_vs_severity.png, summary.json, goal.json, "
+          f"examples/")
     return results
 
 

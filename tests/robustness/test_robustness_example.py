@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 IMDB, CIFAR = FIXTURES / "aclImdb_mini.tar.gz", FIXTURES / "cifar10_mini.tar.gz"
@@ -46,6 +48,13 @@ def test_robustness_imdb_tiny(tmp_path):
     assert results["tfidf"]["train_size"] == results["bytes"]["train_size"] == 48
     assert results["rendered"]["adapter"] == "render" and results["rendered"]["rendering"] == "words"
     assert list((tmp_path / "examples").glob("rendered_*.png"))
+    checks = json.loads((tmp_path / "goal.json").read_text())
+    assert {(c["noise"], c["b"], c["factor"]) for c in checks} == {
+        ("confusable", "bytes", 0.5), ("confusable", "tfidf", 1.0), ("phonetic", "bytes", 0.5), ("phonetic", "tfidf", 1.0)}
+    for c in checks:
+        assert c["low"] <= c["difference"] <= c["high"] and c["n"] == results["bytes"]["n"]
+        assert c["drop_a"] == pytest.approx(next(r["drop"] for r in results["rendered"]["rows"]
+                                                 if (r["noise"], r["severity"]) == (c["noise"], 0.5)))
 
 
 def test_robustness_cifar10_tiny(tmp_path):
