@@ -1,11 +1,11 @@
 """LRA Image: CIFAR-10 as sequences of 1,024 grayscale pixels, classified by a long-sequence model.
 
-    python examples/cifar10_pixels.py --budget-minutes 20 --out runs/cifar10_pixels          # the CPU recipe
-    python examples/cifar10_pixels.py --budget-minutes 20 --pretrain-fraction 0.25           # self-pretrain first
-    python examples/cifar10_pixels.py --tiny --out /tmp/cifar10_pixels                       # seconds
+    python examples/cifar10_pixels.py --budget-minutes 20 --out runs/cifar10_pixels        # the CPU recipe
+    python examples/cifar10_pixels.py --budget-minutes 20 --pretrain-fraction 0.25         # self-pretrain first
+    python examples/cifar10_pixels.py --tiny --out /tmp/cifar10_pixels                     # seconds
 
 The default model is the CPU recipe `s4d_image_pixels` (a stem turning each image row and its neighbours into one
-position, three S4D layers; see `multiseq/presets/cpu.py`), trained on the whole training split (45,000 images) and
+position, three S4D layers; gray levels enter as values; see `multiseq/presets/cpu.py`), trained on the whole training split (45,000 images) and
 scored on the whole validation split (5,000, LRA's last 10 % of the CIFAR-10 train set, seeded). Images come from the
 CIFAR-10 JPEG copy (`--data`, default the task's own). Writes the run files of `multiseq.train.fit` plus
 `metrics.json` and `samples.png` (a grid of validation images).
@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> dict:
         rows = [val[i] for i in range(min(16, len(val)))]
         _common.save_image_grid(out / "samples.png", [r[0] for r in rows], [r[1] for r in rows], names)
 
-    return _common.run(args, NAME, train, val, samples=samples, extra={"input": "1024 gray pixels"})
+    # Gray levels enter as values (the recipe's adapter), not as the task's 256-token default.
+    adapter = {"kind": "pixels", "max_length": 1024, "options": {"image_size": [32, 32], "as_tokens": False}}
+    return _common.run(args, NAME, train, val, samples=samples, model_overrides={"adapter": adapter},
+                       extra={"input": "1024 gray pixels"})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """ListOps (LRA): evaluate nested MIN / MAX / MED / SM expressions over digits, 500 to 2,000 tokens long.
 
-    python examples/listops.py --budget-minutes 20 --out runs/listops                 # the CPU recipe
-    python examples/listops.py --budget-minutes 20 --pretrain-fraction 0.25           # self-pretrain first
+    python examples/listops.py --budget-minutes 15 --out runs/listops                 # the CPU recipe
+    python examples/listops.py --budget-minutes 15 --pretrain-fraction 0.25           # self-pretrain first
     python examples/listops.py --tiny --out /tmp/listops --data /tmp/listops_data     # seconds
 
 Expressions are generated on first use into `--data` (default: the task cache) and read by the task's own

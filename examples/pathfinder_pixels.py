@@ -1,7 +1,7 @@
 """Pixel-sequence Pathfinder (LRA): is there a path between the two dots? 32 x 32 images as 1,024 gray tokens.
 
-    python examples/pathfinder_pixels.py --budget-minutes 20 --out runs/pathfinder_pixels   # the CPU recipe
-    python examples/pathfinder_pixels.py --budget-minutes 20 --pretrain-fraction 0.25       # self-pretrain first
+    python examples/pathfinder_pixels.py --budget-minutes 15 --out runs/pathfinder_pixels   # the CPU recipe
+    python examples/pathfinder_pixels.py --budget-minutes 15 --pretrain-fraction 0.25       # self-pretrain first
     python examples/pathfinder_pixels.py --tiny --out /tmp/pathfinder_pixels --data /tmp/pathfinder_data
 
 Images are generated on first use (LRA's generator, contour length 14) into `--data` (default: the task cache)
@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> dict:
         rows = [val[i] for i in range(min(16, len(val)))]
         _common.save_image_grid(out / "samples.png", [r[0] for r in rows], [r[1] for r in rows], names)
 
-    return _common.run(args, NAME, train, val, samples=samples,
+    # Gray levels enter as values (the recipe's adapter), not as the task's 256-token default.
+    adapter = {"kind": "pixels", "max_length": 1024, "options": {"image_size": [32, 32], "as_tokens": False}}
+    return _common.run(args, NAME, train, val, samples=samples, model_overrides={"adapter": adapter},
                        extra={"input": "1024 gray pixels"})
 
 

@@ -16,7 +16,7 @@ What makes them learn in minutes rather than hours (each measured on IMDb valida
 * one S4D layer of width 128 with a 2x feed-forward, batch 32, AdamW at 3e-3, weight decay 0.05, cosine decay.
 
 The Long Range Arena recipes (`s4d_listops_tokens`, `s4d_pathfinder_pixels`, `s4d_image_pixels`) use the same
-parts with a 20-minute budget. Pixel images are flattened row by row, so a stem of stride 32 (one image row per
+parts with 15- and 20-minute budgets. Pixel images are flattened row by row, so a stem of stride 32 (one image row per
 position) with a kernel of 96 (the row and its two neighbours) turns a 32 x 32 image into 32 positions that each
 see a 3-row band; the S4D layers then mix the rows.
 """
@@ -44,6 +44,7 @@ def _register(name: str, config: ModelConfig, train: dict[str, Any]) -> None:
 _S4D = BlockSpec("s4d", {"d_state": 64})
 _TRAIN_30_MIN = dict(batch_size=32, lr=3e-3, weight_decay=0.05, warmup_steps=30, budget_minutes=30.0)
 _TRAIN_20_MIN = {**_TRAIN_30_MIN, "budget_minutes": 20.0}
+_TRAIN_15_MIN = {**_TRAIN_30_MIN, "budget_minutes": 15.0}
 
 
 def _s4d_recipe(name: str, adapter: AdapterConfig, depth: int = 1, dropout: float = 0.1,
@@ -55,7 +56,9 @@ def _s4d_recipe(name: str, adapter: AdapterConfig, depth: int = 1, dropout: floa
     )
 
 
-_PIXELS_32 = AdapterConfig("pixels", max_length=1024, options={"image_size": [32, 32]})
+# Gray levels as values (a linear embedding), not as 256 tokens: with a token table the image recipe memorised its
+# 45,000 training images within six epochs (training accuracy 0.998) while validation stalled.
+_PIXELS_32 = AdapterConfig("pixels", max_length=1024, options={"image_size": [32, 32], "as_tokens": False})
 _ROW_BANDS = StemConfig(stride=32, kernel=96, width=32)
 
 
@@ -77,16 +80,15 @@ _register(
     "s4d_listops_tokens",
     _s4d_recipe("s4d_listops_tokens", AdapterConfig("listops", max_length=2000), depth=2, dropout=0.0,
                 stem=StemConfig(stride=4, kernel=8, width=64)),
-    _TRAIN_20_MIN,
+    _TRAIN_15_MIN,
 )
 _register(
     "s4d_pathfinder_pixels",
-    _s4d_recipe("s4d_pathfinder_pixels", _PIXELS_32, depth=3, dropout=0.0,
-                stem=StemConfig(stride=8, kernel=24, width=32)),
-    _TRAIN_20_MIN,
+    _s4d_recipe("s4d_pathfinder_pixels", _PIXELS_32, depth=3, stem=StemConfig(stride=8, kernel=24, width=32)),
+    _TRAIN_15_MIN,
 )
 _register(
     "s4d_image_pixels",
-    _s4d_recipe("s4d_image_pixels", _PIXELS_32, depth=3, dropout=0.0, stem=_ROW_BANDS),
+    _s4d_recipe("s4d_image_pixels", _PIXELS_32, depth=3, stem=_ROW_BANDS),
     _TRAIN_20_MIN,
 )
