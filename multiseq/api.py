@@ -121,12 +121,33 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
         )
         # progress=False means silent here; the trainer's plain log lines (its progress=False mode, for log files)
         # would otherwise still print the final step.
+        if not isinstance(self.pretrain_steps, (int, np.integer)) or isinstance(self.pretrain_steps, bool) \
+                or self.pretrain_steps < 0:
+            raise ConfigError(f"pretrain_steps must be an int >= 0 (0 = no self-pretraining), got "
+                              f"{self.pretrain_steps!r}")
         with contextlib.nullcontext() if self.progress else contextlib.redirect_stdout(io.StringIO()):
-            result = train_fit(config, train, config=train_config, progress=self.progress, device=self.device)
+            if self.pretrain_steps:
+                result = self._pretrain_then_fit(config, train, train_config)
+            else:
+                result = train_fit(config, train, config=train_config, progress=self.progress, device=self.device)
         self.model_ = result.model.eval()
         self.classes_ = classes
         self.history_ = result.metrics
         return self
+
+    def _pretrain_then_fit(self, config: ModelConfig, train: Any, train_config: Any) -> Any:
+        """Self-pretrain the body for `pretrain_steps` on the training inputs, then fine-tune with a fresh head."""
+        import dataclasses
+        import tempfile
+
+        from multiseq.train import fit as train_fit
+        from multiseq.train import pretrain
+
+        stage = dataclasses.replace(train_config, steps=int(self.pretrain_steps), epochs=None)
+        with tempfile.TemporaryDirectory(prefix="multiseq-pretrain-") as tmp:
+            pre = pretrain(config, train, config=stage, out=tmp, progress=self.progress, device=self.device)
+            self.pretrain_history_ = pre.metrics
+            return train_fit(None, train, config=train_config, init=tmp, progress=self.progress, device=self.device)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -225,6 +246,8 @@ class TextClassifier(_SequenceClassifier):
         rendering: `words` (each word starts on a patch boundary; learns much faster from scratch), `bigrams`
             (two characters per patch, Lotz et al. 2023) or `continuous` (PIXEL's one run of text).
         epochs, steps: training length (`steps`, when given, wins).
+        pretrain_steps: self-pretraining steps on the training inputs before fine-tuning (masked modelling,
+            `multiseq.train.pretrain`; the body carries over, the head is fresh). 0 trains from scratch.
         batch_size, lr, weight_decay, seed: optimisation (AdamW, warm-up then cosine decay).
         device: `None` (CUDA when present), `cpu`, `cuda`, ...
         progress: tqdm progress bars during fit.
@@ -248,6 +271,7 @@ class TextClassifier(_SequenceClassifier):
         rendering: str = "words",
         epochs: float = 3.0,
         steps: int | None = None,
+        pretrain_steps: int = 0,
         batch_size: int = 32,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
@@ -259,6 +283,7 @@ class TextClassifier(_SequenceClassifier):
     ) -> None:
         self.model, self.input, self.size, self.max_length = model, input, size, max_length
         self.render_config, self.epochs, self.steps, self.batch_size = render_config, epochs, steps, batch_size
+        self.pretrain_steps = pretrain_steps
         self.rendering = rendering
         self.lr, self.weight_decay, self.seed, self.device = lr, weight_decay, seed, device
         self.progress, self.num_workers, self.model_options = progress, num_workers, model_options
@@ -330,6 +355,7 @@ class ImageClassifier(_SequenceClassifier):
         color: str = "rgb",
         epochs: float = 3.0,
         steps: int | None = None,
+        pretrain_steps: int = 0,
         batch_size: int = 32,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
@@ -341,6 +367,7 @@ class ImageClassifier(_SequenceClassifier):
     ) -> None:
         self.model, self.input, self.size, self.image_size = model, input, size, image_size
         self.patch_size, self.color, self.epochs, self.steps = patch_size, color, epochs, steps
+        self.pretrain_steps = pretrain_steps
         self.batch_size, self.lr, self.weight_decay, self.seed = batch_size, lr, weight_decay, seed
         self.device, self.progress, self.num_workers, self.model_options = device, progress, num_workers, model_options
 

@@ -68,6 +68,21 @@ def test_bytes_classifier_and_cross_val_score():
     assert clf.model_.config.adapter.kind == "bytes" and clf.score(TEXTS, LABELS) >= 0.9
 
 
+@pytest.mark.parametrize("input", ["bytes", "pixels"])
+def test_pretrain_steps_self_pretrain_the_body_before_fine_tuning(input):
+    plain = text_clf(input=input, steps=2).fit(TEXTS, LABELS)
+    spt = text_clf(input=input, steps=2, pretrain_steps=3).fit(TEXTS, LABELS)
+    assert spt.pretrain_history_["train"]["step"] == 3 and not hasattr(plain, "pretrain_history_")
+    assert spt.history_["train"]["step"] == 2 and spt.score(TEXTS, LABELS) >= 0.0
+    # Same seed and fine-tuning: only the pretraining stage can make the bodies differ.
+    differ = [k for k, v in plain.model_.state_dict().items() if not torch.equal(v, spt.model_.state_dict()[k])]
+    assert any(not k.startswith("head") for k in differ)
+    assert clone(spt).get_params()["pretrain_steps"] == 3
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="pretrain_steps must be an int >= 0"):
+            text_clf(input=input, steps=2, pretrain_steps=bad).fit(TEXTS, LABELS)
+
+
 def test_clone_pipeline_and_grid_search():
     clf = text_clf(input="bytes", steps=2)
     twin = clone(clf)
