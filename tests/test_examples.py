@@ -88,16 +88,19 @@ def test_example_runs_as_a_script(tmp_path):
     assert "val accuracy" in r.stdout and (out / "metrics.json").is_file()
 
 
-def test_text_example_prints_the_reference_and_can_self_pretrain(tmp_path, capsys):
-    """The pretraining split of a budget: a pretraining run directory, then fine-tuning from its body, and the
-    TF-IDF reference on the same validation reviews in metrics.json."""
+@pytest.mark.parametrize("name", ["imdb_bytes", "imdb_rendered"])
+def test_text_example_prints_the_reference_and_can_self_pretrain(name, tmp_path, capsys):
+    """The pretraining split of a budget: a pretraining run directory, then fine-tuning from its body (the rendered
+    model keeps its render adapter, although the IMDb dataset's own is bytes), and the TF-IDF reference on the same
+    validation reviews in metrics.json."""
     out = tmp_path / "spt"
     argv = ["--tiny", "--pretrain-fraction", "0.5", "--out", str(out), "--threads", "1", "--quiet", "--data", str(IMDB)]
     threads = torch.get_num_threads()
     try:
-        summary = _load("imdb_bytes").main(argv)
+        summary = _load(name).main(argv)
     finally:
         torch.set_num_threads(threads)
+    assert load_model(out / "model.safetensors").config.adapter.kind == CASES[name][1]
     assert (out / "pretrain" / "model.safetensors").is_file()
     assert json.loads((out / "pretrain" / "config.json").read_text())["stage"] == "pretrain"
     assert summary["pretrain_steps"] >= 1 and summary["budget_minutes"] > 0

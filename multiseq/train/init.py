@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 from typing import Any
 
@@ -34,7 +36,12 @@ def init_from(init: str | os.PathLike, model: Any, data: Any, device: Any = None
         stored = ModelConfig.from_json(meta["config"])
     except (KeyError, ConfigError) as e:
         raise CheckpointError(f"{file} carries no valid model config: {e}") from None
-    net = model_for_data(stored if model is None else model, data, device=device)
+    if model is None:
+        # The file's config is the whole model, adapter included: the data's own adapter (e.g. bytes for an IMDb
+        # dataset read by a rendered-text model) must not replace or merge into it.
+        net = model_for_data(stored, data, device=device, adapter=dataclasses.asdict(stored.adapter))
+    else:
+        net = model_for_data(model, data, device=device)
     ours, theirs = net.config.to_dict(), stored.to_dict()
     differ = sorted(k for k in set(ours) | set(theirs) if k not in HEAD_FIELDS and ours.get(k) != theirs.get(k))
     if differ:

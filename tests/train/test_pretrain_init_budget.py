@@ -101,6 +101,17 @@ def test_init_carries_the_body_exactly_and_the_head_is_fresh(tmp_path):
     fit(_cfg(head={"kind": "mlp"}), _data(), init=tmp_path / "pt", steps=1, batch_size=8, progress=False)
 
 
+def test_init_keeps_the_pretrained_adapter_over_the_datas(tmp_path):
+    # The data's adapter (bytes, 24 positions) differs from the model's (16): the pretrained file's adapter wins,
+    # as it does when a rendered-text model is pretrained on a text dataset whose default adapter is bytes.
+    from multiseq.train import model_for_data
+
+    net = model_for_data(_cfg(), _data(), adapter={"kind": "bytes", "max_length": 16, "options": {}})
+    pretrain(net, _data(), steps=2, batch_size=8, out=tmp_path / "pt", progress=False)
+    ft = fit(None, _data(), init=tmp_path / "pt", steps=1, batch_size=8, progress=False).model
+    assert ft.config.adapter.max_length == 16 and _data().adapter.max_length == 24
+
+
 def test_budget_fixes_a_step_count_and_stops_cleanly(tmp_path):
     out = tmp_path / "b"
     res = fit(_cfg(), _data(), _data("val", n=16), budget_minutes=0.05, batch_size=8, out=out, progress=False,
