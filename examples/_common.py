@@ -208,6 +208,20 @@ def write_text_samples(path: Path, rows: list[tuple[Any, Any]], limit: int = 8, 
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def image_samples(val: Any, names: list[str], count: int = 16) -> Callable[[Path], None]:
+    """The `samples` writer of an image example: a grid of the first `count` validation images and their labels."""
+
+    def write(out: Path) -> None:
+        rows = [val[i] for i in range(min(count, len(val)))]
+        save_image_grid(out / "samples.png", [r[0] for r in rows], [r[1] for r in rows], names)
+
+    return write
+
+
+# Gray levels of a 32 x 32 image as values (a linear embedding), the recipes' adapter, not the tasks' 256 tokens.
+GRAY_VALUES_32 = {"kind": "pixels", "max_length": 1024, "options": {"image_size": [32, 32], "as_tokens": False}}
+
+
 def save_image_grid(path: Path, images: list[Any], labels: list[Any], names: list[str] | None = None) -> None:
     """A grid of sample images with their labels (matplotlib)."""
     import matplotlib

@@ -34,10 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     train = _common.View(train_ds, names, args.train_size, args.seed)
     val = _common.View(val_ds, names, args.val_size, args.seed)
 
-    def samples(out: Path) -> None:
-        rows = [val[i] for i in range(min(16, len(val)))]
-        _common.save_image_grid(out / "samples.png", [r[0] for r in rows], [r[1] for r in rows], names)
-
+    samples = _common.image_samples(val, names)
     return _common.run(args, NAME, train, val, samples=samples)
 
 

@@ -5,8 +5,8 @@
     python examples/cifar10_pixels.py --tiny --out /tmp/cifar10_pixels                     # seconds
 
 The default model is the CPU recipe `s4d_image_pixels` (a stem turning each image row and its neighbours into one
-position, three S4D layers; gray levels enter as values; see `multiseq/presets/cpu.py`), trained on the whole training split (45,000 images) and
-scored on the whole validation split (5,000, LRA's last 10 % of the CIFAR-10 train set, seeded). Images come from the
+position, three S4D layers; gray levels enter as values; see `multiseq/presets/cpu.py`), trained on the whole
+training split (45,000 images) and scored on the whole validation split (5,000, LRA's last 10 % of the CIFAR-10 train set, seeded). Images come from the
 CIFAR-10 JPEG copy (`--data`, default the task's own). Writes the run files of `multiseq.train.fit` plus
 `metrics.json` and `samples.png` (a grid of validation images).
 """
@@ -40,13 +40,9 @@ def main(argv: list[str] | None = None) -> dict:
     train = _common.View(train_ds, names, args.train_size, args.seed)
     val = _common.View(val_ds, names, args.val_size, args.seed)
 
-    def samples(out: Path) -> None:
-        rows = [val[i] for i in range(min(16, len(val)))]
-        _common.save_image_grid(out / "samples.png", [r[0] for r in rows], [r[1] for r in rows], names)
-
-    # Gray levels enter as values (the recipe's adapter), not as the task's 256-token default.
-    adapter = {"kind": "pixels", "max_length": 1024, "options": {"image_size": [32, 32], "as_tokens": False}}
-    return _common.run(args, NAME, train, val, samples=samples, model_overrides={"adapter": adapter},
+    samples = _common.image_samples(val, names)
+    return _common.run(args, NAME, train, val, samples=samples,
+                       model_overrides={"adapter": _common.GRAY_VALUES_32},
                        extra={"input": "1024 gray pixels"})
 
 

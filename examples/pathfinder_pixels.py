@@ -1,4 +1,4 @@
-"""Pixel-sequence Pathfinder (LRA): is there a path between the two dots? 32 x 32 images as 1,024 gray tokens.
+"""Pixel-sequence Pathfinder (LRA): is there a path between the two dots? 32 x 32 images as 1,024 gray pixels.
 
     python examples/pathfinder_pixels.py --budget-minutes 15 --out runs/pathfinder_pixels   # the CPU recipe
     python examples/pathfinder_pixels.py --budget-minutes 15 --pretrain-fraction 0.25       # self-pretrain first
@@ -6,7 +6,8 @@
 
 Images are generated on first use (LRA's generator, contour length 14) into `--data` (default: the task cache)
 and reused afterwards; one core makes about 30 images per second, so the default 20,000 training images take about
-11 core-minutes once. The default model is the CPU recipe `s4d_pathfinder_pixels` (see `multiseq/presets/cpu.py`). Writes the run files of `multiseq.train.fit`, `metrics.json` and `samples.png`.
+11 core-minutes once. The default model is the CPU recipe `s4d_pathfinder_pixels` (see `multiseq/presets/cpu.py`;
+gray levels enter as values). Writes the run files of `multiseq.train.fit`, `metrics.json` and `samples.png`.
 """
 
 from __future__ import annotations
@@ -38,13 +39,9 @@ def main(argv: list[str] | None = None) -> dict:
     train = _common.View(tasks.get("pathfinder", split="train", size=args.train_size, **opts), names)
     val = _common.View(tasks.get("pathfinder", split="val", size=args.val_size, **opts), names)
 
-    def samples(out: Path) -> None:
-        rows = [val[i] for i in range(min(16, len(val)))]
-        _common.save_image_grid(out / "samples.png", [r[0] for r in rows], [r[1] for r in rows], names)
-
-    # Gray levels enter as values (the recipe's adapter), not as the task's 256-token default.
-    adapter = {"kind": "pixels", "max_length": 1024, "options": {"image_size": [32, 32], "as_tokens": False}}
-    return _common.run(args, NAME, train, val, samples=samples, model_overrides={"adapter": adapter},
+    samples = _common.image_samples(val, names)
+    return _common.run(args, NAME, train, val, samples=samples,
+                       model_overrides={"adapter": _common.GRAY_VALUES_32},
                        extra={"input": "1024 gray pixels"})
 
 
