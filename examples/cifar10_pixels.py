@@ -7,8 +7,8 @@
 The default model is the CPU recipe `s4d_image_pixels` (a stem turning each image row and its neighbours into one
 position, three S4D layers; gray levels enter as values; see `multiseq/presets/cpu.py`), trained on the whole
 training split (45,000 images) and scored on the whole validation split (5,000, LRA's last 10 % of the CIFAR-10
-train set, seeded). Images come from the CIFAR-10 JPEG copy (`--data`, default the task's own). Writes the run files of `multiseq.train.fit` plus
-`metrics.json` and `samples.png` (a grid of validation images).
+train set, seeded). Images come from the CIFAR-10 JPEG copy (`--data`, default the task's own). Writes the run
+files of `multiseq.train.fit` plus `metrics.json` and `samples.png` (a grid of validation images).
 """
 
 from __future__ import annotations
